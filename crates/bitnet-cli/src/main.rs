@@ -1,3 +1,48 @@
+//! `bitnet`: a thin command-line front end over the BitNet-Rust library crates.
+//!
+//! Each subcommand lives in `cmd/<name>.rs` with its own clap `Args` and a `run` function;
+//! this file only dispatches.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(
+    name = "bitnet",
+    version,
+    about = "Run, inspect and convert ternary (BitNet b1.58) language models",
+    long_about = "Run, inspect and convert ternary (BitNet b1.58) language models.\n\n\
+        MODEL arguments accept a GGUF file (I2_S, TQ1_0, TQ2_0) or a Hugging Face model \
+        directory (config.json + model.safetensors)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show a model's architecture, hyperparameters, tensors and tokenizer.
+    Inspect(cmd::inspect::Args),
+    /// Write the float32 logits of one forward pass over token ids to a .npy file.
+    Logits(cmd::logits::Args),
+    /// Write a deterministic random checkpoint in a named shape and layout.
+    Synth(cmd::synth::Args),
+    /// Tokenize text from stdin (or decode ids with --decode).
+    Tokenize(cmd::tokenize::Args),
+}
+
 fn main() {
-    println!("bitnet: under construction");
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Logits(a) => cmd::logits::run(a),
+        Command::Synth(a) => cmd::synth::run(a),
+        Command::Tokenize(a) => cmd::tokenize::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }
