@@ -1,0 +1,12 @@
+//! Sampling and text generation for BitNet-Rust.
+//!
+//! * [`sampling`]: a llama.cpp-style sampler chain (logit bias → penalties → top-k → top-p →
+//!   min-p → temperature → softmax → draw) with its own seeded PRNG and preallocated scratch
+//!   buffers, so drawing a token never allocates.
+//! * [`generate`]: the prefill + token-by-token decode loop, generic over the small
+//!   [`generate::LanguageModel`] and [`generate::TokenDecoder`] traits, with stop tokens, stop
+//!   strings, max-token and context limits, streaming text, timings and cancellation.
+
+pub mod sampling;
+
+pub use sampling::{Candidate, Sampler, SamplerConfig, SamplingError};
