@@ -6,7 +6,7 @@ use crate::error::check_size;
 use crate::{QuantError, Ternary};
 
 fn check_rows(out_features: usize) -> Result<usize, QuantError> {
-    if out_features % 4 != 0 {
+    if !out_features.is_multiple_of(4) {
         return Err(QuantError::BadShape {
             format: "HF packed".into(),
             reason: format!("out_features {out_features} is not a multiple of 4"),

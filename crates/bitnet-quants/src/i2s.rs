@@ -1,7 +1,8 @@
 //! bitnet.cpp's I2_S (GGUF type 36), x86 `ACT_PARALLEL` layout.
 //!
 //! Data of an n-element tensor (n = rows·cols, a multiple of 128): n/4 bytes of 2-bit codes,
-//! one little-endian f32 scale, 28 zero bytes. Codes in 128-element blocks of 32 bytes: byte p
+//! one little-endian f32 scale, 28 padding bytes (bitnet.cpp leaves them uninitialized; we
+//! write zeros and ignore them when reading). Codes in 128-element blocks of 32 bytes: byte p
 //! of block b holds elements 128b + 32g + p (g = 0..3) in bits 7:6, 5:4, 3:2, 1:0. Code 0/1/2 →
 //! −1/0/+1 (3 is invalid); weight = (code − 1) · scale.
 
@@ -19,7 +20,7 @@ pub fn i2s_size(n: usize) -> usize {
 }
 
 fn check(data: &[u8], n: usize) -> Result<(), QuantError> {
-    if n % BLOCK != 0 {
+    if !n.is_multiple_of(BLOCK) {
         return Err(QuantError::BadShape {
             format: "I2_S".into(),
             reason: format!("{n} elements is not a multiple of {BLOCK}"),
@@ -54,12 +55,12 @@ pub(crate) fn decode_i2s(data: &[u8], n: usize) -> Result<(Vec<i8>, f32), QuantE
     Ok((trits, f32::from_le_bytes([s[0], s[1], s[2], s[3]])))
 }
 
-/// Encode a ternary tensor as I2_S bytes: n/4 codes, f32 scale, 28 zero bytes (as
-/// bitnet.cpp's quantizer writes them). Needs `rows · cols` to be a multiple of 128.
+/// Encode a ternary tensor as I2_S bytes: n/4 codes, f32 scale, 28 zero bytes (the layout
+/// bitnet.cpp's quantizer writes, whose padding is uninitialized). Needs `rows · cols` to be a multiple of 128.
 pub fn encode_i2s(t: &Ternary) -> Result<Vec<u8>, QuantError> {
     t.validate()?;
     let n = t.len();
-    if n % BLOCK != 0 {
+    if !n.is_multiple_of(BLOCK) {
         return Err(QuantError::BadShape {
             format: "I2_S".into(),
             reason: format!("{n} elements is not a multiple of {BLOCK}"),

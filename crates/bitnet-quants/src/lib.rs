@@ -56,7 +56,7 @@ pub fn dequantize(ty: GgmlType, data: &[u8], n_elements: usize) -> Result<Vec<f3
         GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16 | GgmlType::Q8_0 | GgmlType::Q6K => {
             let (bs, ts) = ty.block();
             let (bs, ts) = (bs as usize, ts as usize);
-            if n % bs != 0 {
+            if !n.is_multiple_of(bs) {
                 return Err(QuantError::BadShape {
                     format: ty.name().into(),
                     reason: format!("{n} elements is not a whole number of {bs}-blocks"),

@@ -80,7 +80,7 @@ fn tq1_block(b: &[u8], out: &mut [u8]) -> f32 {
 }
 
 fn check(kind: Tq, data: &[u8], n: usize, cols: usize) -> Result<(), QuantError> {
-    if cols % QK != 0 || n % QK != 0 {
+    if !cols.is_multiple_of(QK) || !n.is_multiple_of(QK) {
         return Err(QuantError::BadShape {
             format: kind.name().into(),
             reason: format!("rows of {cols} elements are not a whole number of {QK}-blocks"),
@@ -184,7 +184,7 @@ pub(crate) fn decode_tq(
 
 fn check_encodable(kind: Tq, t: &Ternary) -> Result<(), QuantError> {
     t.validate()?;
-    if t.cols % QK != 0 {
+    if !t.cols.is_multiple_of(QK) {
         return Err(QuantError::BadShape {
             format: kind.name().into(),
             reason: format!(
@@ -238,7 +238,7 @@ pub fn encode_tq2_0(t: &Ternary) -> Result<Vec<u8>, QuantError> {
 /// llama.cpp does: ceil(256 · v / 243).
 fn pack5(codes: impl Iterator<Item = u8>) -> u8 {
     let v = codes.fold(0u16, |acc, c| acc * 3 + c as u16);
-    ((v * 256 + 242) / 243) as u8
+    (v * 256).div_ceil(243) as u8
 }
 
 /// Encode as TQ1_0 exactly as gguf-py's / llama.cpp's quantizer writes ternary data
@@ -252,8 +252,8 @@ pub fn encode_tq1_0(t: &Ternary) -> Result<Vec<u8>, QuantError> {
         .zip(out.chunks_exact_mut(TQ1_BYTES))
     {
         let code = |j: usize| (block[j] + 1) as u8;
-        for p in 0..32 {
-            o[p] = pack5((0..5).map(|k| code(32 * k + p)));
+        for (p, byte) in o[..32].iter_mut().enumerate() {
+            *byte = pack5((0..5).map(|k| code(32 * k + p)));
         }
         for p in 0..16 {
             o[32 + p] = pack5((0..5).map(|k| code(160 + 16 * k + p)));
