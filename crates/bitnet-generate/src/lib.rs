@@ -7,6 +7,12 @@
 //!   [`generate::LanguageModel`] and [`generate::TokenDecoder`] traits, with stop tokens, stop
 //!   strings, max-token and context limits, streaming text, timings and cancellation.
 
+pub mod generate;
 pub mod sampling;
+
+pub use generate::{
+    generate, FinishReason, GenerateConfig, GenerateError, Generation, LanguageModel, StopReason,
+    Timings, TokenDecoder,
+};
 
 pub use sampling::{Candidate, Sampler, SamplerConfig, SamplingError};
