@@ -13,6 +13,18 @@
 
 use half::f16;
 
+mod isa;
+mod pool;
+mod quant;
+mod ternary;
+
+pub use isa::{active_isa, available_isas, detected_isa, Isa};
+pub use pool::{num_threads, parallel_for, set_num_threads};
+pub use quant::{
+    quantize_activations, quantize_activations_with, quantize_scalar, rms_norm_quantize,
+};
+pub use ternary::{TernaryMatrix, KSTEP, PANEL};
+
 /// Errors from building kernel-side weights.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -25,102 +37,6 @@ pub enum KernelError {
     },
     #[error("trit value {value} at index {index} is not -1, 0 or 1")]
     BadTrit { index: usize, value: i8 },
-}
-
-/// Quantize one token's activations to int8; returns the scale `s` (q ≈ x·s).
-pub fn quantize_activations(x: &[f32], q: &mut [i8]) -> f32 {
-    assert_eq!(x.len(), q.len());
-    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let s = 127.0f32 / amax.max(1e-5);
-    for (qi, &xi) in q.iter_mut().zip(x) {
-        *qi = (xi * s).round_ties_even().clamp(-128.0, 127.0) as i8;
-    }
-    s
-}
-
-/// A ternary weight matrix with one multiplicative scale, in the kernels' own layout.
-#[derive(Clone, Debug)]
-pub struct TernaryMatrix {
-    rows: usize,
-    cols: usize,
-    scale: f32,
-    /// Row-major trits, rows × cols (reference layout; fast paths will repack).
-    trits: Vec<i8>,
-}
-
-impl TernaryMatrix {
-    /// Build from row-major trits (`trits[r*cols + c]`) and the multiplicative scale.
-    pub fn from_trits(
-        rows: usize,
-        cols: usize,
-        trits: &[i8],
-        scale: f32,
-    ) -> Result<Self, KernelError> {
-        if trits.len() != rows * cols {
-            return Err(KernelError::Shape {
-                rows,
-                cols,
-                expected: rows * cols,
-                got: trits.len(),
-            });
-        }
-        if let Some((index, &value)) = trits
-            .iter()
-            .enumerate()
-            .find(|(_, &t)| !(-1..=1).contains(&t))
-        {
-            return Err(KernelError::BadTrit { index, value });
-        }
-        Ok(TernaryMatrix {
-            rows,
-            cols,
-            scale,
-            trits: trits.to_vec(),
-        })
-    }
-
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-    pub fn scale(&self) -> f32 {
-        self.scale
-    }
-    /// Bytes the weights occupy in memory.
-    pub fn bytes(&self) -> usize {
-        self.trits.len()
-    }
-    /// Row-major trits.
-    pub fn to_trits(&self) -> Vec<i8> {
-        self.trits.clone()
-    }
-
-    /// `out[r] = (Σ_c W[r,c]·xq[c]) / x_scale · scale` for one token.
-    pub fn matvec(&self, xq: &[i8], x_scale: f32, out: &mut [f32]) {
-        assert_eq!(xq.len(), self.cols);
-        assert_eq!(out.len(), self.rows);
-        for (r, o) in out.iter_mut().enumerate() {
-            let row = &self.trits[r * self.cols..(r + 1) * self.cols];
-            let dot: i32 = row.iter().zip(xq).map(|(&w, &x)| w as i32 * x as i32).sum();
-            *o = dot as f32 / x_scale * self.scale;
-        }
-    }
-
-    /// The same for `n` tokens: `xq` is n × cols, `x_scales` n, `out` n × rows.
-    pub fn matmul(&self, xq: &[i8], x_scales: &[f32], out: &mut [f32]) {
-        let n = x_scales.len();
-        assert_eq!(xq.len(), n * self.cols);
-        assert_eq!(out.len(), n * self.rows);
-        for t in 0..n {
-            self.matvec(
-                &xq[t * self.cols..(t + 1) * self.cols],
-                x_scales[t],
-                &mut out[t * self.rows..(t + 1) * self.rows],
-            );
-        }
-    }
 }
 
 /// A dense (non-ternary) matrix: embeddings, output heads.

@@ -1,0 +1,123 @@
+//! Instruction-set selection: detected once from CPUID, overridable with `BITNET_ISA`.
+
+use std::sync::OnceLock;
+
+/// A kernel code path. Ordered from least to most capable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    /// Portable Rust; runs everywhere and is the reference.
+    Scalar,
+    /// x86-64 AVX2 + FMA + F16C (`vpmaddubsw` ternary kernels).
+    Avx2,
+    /// x86-64 AVX-512 F/BW/VL + VNNI (`vpdpbusd` ternary kernels).
+    Avx512,
+}
+
+impl Isa {
+    /// Every path this crate knows, least capable first.
+    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+
+    /// Lower-case name as accepted by `BITNET_ISA`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// Parse a `BITNET_ISA` value.
+    pub fn parse(s: &str) -> Option<Isa> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "scalar" => Some(Isa::Scalar),
+            "avx2" => Some(Isa::Avx2),
+            "avx512" | "avx512vnni" | "avx-512" => Some(Isa::Avx512),
+            _ => None,
+        }
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn is_available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Isa::Avx2 => {
+                is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
+            }
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Isa::Avx512 => {
+                Isa::Avx2.is_available()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+            _ => false,
+        }
+    }
+
+    /// The most capable path not above `self` that this CPU can run.
+    ///
+    /// Every `*_with(isa, ..)` entry point goes through this, so asking for a path the CPU lacks
+    /// runs a slower one instead of executing unsupported instructions.
+    pub fn clamp_available(self) -> Isa {
+        let mut isa = self;
+        while !isa.is_available() {
+            isa = match isa {
+                Isa::Avx512 => Isa::Avx2,
+                _ => Isa::Scalar,
+            };
+        }
+        isa
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The paths this CPU can run, least capable first (always starts with `Scalar`).
+pub fn available_isas() -> Vec<Isa> {
+    Isa::ALL.into_iter().filter(|i| i.is_available()).collect()
+}
+
+/// The best path this CPU supports.
+pub fn detected_isa() -> Isa {
+    Isa::Avx512.clamp_available()
+}
+
+static ACTIVE: OnceLock<Isa> = OnceLock::new();
+
+/// The path used by the plain (`matvec`, `matmul`, ...) entry points, chosen on first use:
+/// `BITNET_ISA=scalar|avx2|avx512` if set (an unknown or unavailable value falls back with a
+/// warning on stderr), otherwise [`detected_isa`].
+pub fn active_isa() -> Isa {
+    *ACTIVE.get_or_init(|| {
+        let best = detected_isa();
+        match std::env::var("BITNET_ISA") {
+            Ok(v) if !v.trim().is_empty() && v.trim() != "auto" => match Isa::parse(&v) {
+                Some(want) => {
+                    let got = want.clamp_available();
+                    if got != want {
+                        eprintln!(
+                            "warning: BITNET_ISA={v}: this CPU cannot run {want}; using {got}"
+                        );
+                    }
+                    got
+                }
+                None => {
+                    eprintln!(
+                        "warning: BITNET_ISA={v} is not one of scalar, avx2, avx512; using {best}"
+                    );
+                    best
+                }
+            },
+            _ => best,
+        }
+    })
+}

@@ -1,0 +1,256 @@
+//! A persistent global thread pool for the kernels.
+//!
+//! `n` threads in total: the calling thread plus `n − 1` workers started once (on first use or
+//! by [`set_num_threads`]). A parallel call publishes a job (a pointer to a closure on the
+//! caller's stack), runs tasks itself, and waits until every worker has acknowledged the job.
+//! Workers spin briefly between jobs (decode issues hundreds of calls per token) and then sleep
+//! on a condition variable. Dispatching a job allocates nothing.
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long an idle worker spins before it sleeps.
+const SPIN: Duration = Duration::from_micros(1000);
+
+/// One parallel call: tasks `0..n_tasks` of the closure `f`.
+struct Job {
+    /// The caller's closure, lifetime erased; valid until every worker has acknowledged.
+    f: *const (dyn Fn(usize) + Sync),
+    n_tasks: usize,
+    next: AtomicUsize,
+    acks: AtomicUsize,
+    panicked: AtomicBool,
+}
+
+struct Shared {
+    generation: AtomicUsize,
+    job: AtomicPtr<Job>,
+    sleepers: AtomicUsize,
+    shutdown: AtomicBool,
+    lock: Mutex<()>,
+    cvar: Condvar,
+}
+
+struct Pool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+/// Requested thread count; 0 = not set yet (use the machine's parallelism).
+static REQUESTED: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Set while this thread runs pool tasks: a nested parallel call runs serially.
+    static IN_POOL: Cell<bool> = const { Cell::new(false) };
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Set the number of threads (including the caller) used inside matvec/matmul. `0` means the
+/// machine's available parallelism. Restarts the pool's workers if the count changes.
+pub fn set_num_threads(n: usize) {
+    let n = if n == 0 { default_threads() } else { n };
+    REQUESTED.store(n, Ordering::SeqCst);
+    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pool) = guard.as_ref() {
+        if pool.workers.len() + 1 == n {
+            return;
+        }
+    }
+    if let Some(old) = guard.take() {
+        old.stop();
+    }
+    *guard = Some(Pool::start(n));
+}
+
+/// The number of threads (including the caller) kernels use.
+pub fn num_threads() -> usize {
+    match REQUESTED.load(Ordering::SeqCst) {
+        0 => default_threads(),
+        n => n,
+    }
+}
+
+impl Pool {
+    fn start(n: usize) -> Pool {
+        let shared = Arc::new(Shared {
+            generation: AtomicUsize::new(0),
+            job: AtomicPtr::new(std::ptr::null_mut()),
+            sleepers: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            cvar: Condvar::new(),
+        });
+        let workers = (1..n)
+            .map(|i| {
+                let s = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("bitnet-kernel-{i}"))
+                    .spawn(move || worker(&s))
+                    .expect("cannot spawn a kernel worker thread")
+            })
+            .collect();
+        Pool { shared, workers }
+    }
+
+    fn stop(self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+        {
+            let _l = self.shared.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.cvar.notify_all();
+        }
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+}
+
+fn worker(shared: &Shared) {
+    IN_POOL.with(|c| c.set(true));
+    let mut seen = 0usize;
+    loop {
+        // Wait for a new generation: spin, then sleep.
+        let start = Instant::now();
+        let mut spins = 0u32;
+        let gen = loop {
+            let g = shared.generation.load(Ordering::Acquire);
+            if g != seen {
+                break g;
+            }
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
+                let mut l = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
+                shared.sleepers.fetch_add(1, Ordering::SeqCst);
+                let g = loop {
+                    let g = shared.generation.load(Ordering::SeqCst);
+                    if g != seen {
+                        break g;
+                    }
+                    l = shared.cvar.wait(l).unwrap_or_else(|e| e.into_inner());
+                };
+                shared.sleepers.fetch_sub(1, Ordering::SeqCst);
+                break g;
+            }
+            std::hint::spin_loop();
+        };
+        seen = gen;
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        // SAFETY: the publisher stored a valid job before bumping the generation and does not
+        // return (so the job and its closure stay alive) until this worker's ack below.
+        let job = unsafe { &*shared.job.load(Ordering::Acquire) };
+        run_tasks(job);
+        job.acks.fetch_add(1, Ordering::Release);
+    }
+}
+
+fn run_tasks(job: &Job) {
+    // SAFETY: see `Job::f`: the closure outlives every use before the ack.
+    let f = unsafe { &*job.f };
+    loop {
+        let i = job.next.fetch_add(1, Ordering::Relaxed);
+        if i >= job.n_tasks {
+            break;
+        }
+        if catch_unwind(AssertUnwindSafe(|| f(i))).is_err() {
+            job.panicked.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Run `f(0), f(1), .., f(n_tasks − 1)` on the pool (the caller takes part); returns when all
+/// are done. Tasks are handed out dynamically. A nested call from inside a task runs serially.
+pub fn parallel_for<F: Fn(usize) + Sync>(n_tasks: usize, f: F) {
+    if n_tasks == 0 {
+        return;
+    }
+    if n_tasks == 1 || IN_POOL.with(|c| c.get()) || num_threads() == 1 {
+        (0..n_tasks).for_each(f);
+        return;
+    }
+    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if guard.is_none() {
+        *guard = Some(Pool::start(num_threads()));
+    }
+    let Some(pool) = guard.as_ref() else {
+        unreachable!()
+    };
+    let nworkers = pool.workers.len();
+    if nworkers == 0 {
+        drop(guard);
+        (0..n_tasks).for_each(f);
+        return;
+    }
+    let shared = &pool.shared;
+    let fref: &(dyn Fn(usize) + Sync) = &f;
+    // SAFETY: only the lifetime is erased; we wait below until every worker has acknowledged
+    // this job, after which no worker touches `f` again.
+    let fptr: *const (dyn Fn(usize) + Sync + 'static) = unsafe {
+        std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const (dyn Fn(usize) + Sync)>(
+            fref,
+        )
+    };
+    let job = Job {
+        f: fptr,
+        n_tasks,
+        next: AtomicUsize::new(0),
+        acks: AtomicUsize::new(0),
+        panicked: AtomicBool::new(false),
+    };
+    shared
+        .job
+        .store(&job as *const Job as *mut Job, Ordering::Release);
+    shared.generation.fetch_add(1, Ordering::SeqCst);
+    if shared.sleepers.load(Ordering::SeqCst) > 0 {
+        let _l = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
+        shared.cvar.notify_all();
+    }
+    IN_POOL.with(|c| c.set(true));
+    run_tasks(&job);
+    IN_POOL.with(|c| c.set(false));
+    let mut spins = 0u32;
+    while job.acks.load(Ordering::Acquire) < nworkers {
+        spins = spins.wrapping_add(1);
+        if spins > 1 << 14 {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+    shared.job.store(std::ptr::null_mut(), Ordering::Release);
+    drop(guard);
+    if job.panicked.load(Ordering::SeqCst) {
+        panic!("a kernel task panicked");
+    }
+}
+
+/// A raw pointer that may be shared with pool tasks writing disjoint ranges.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut<T>(pub *mut T);
+// SAFETY: users only write disjoint index ranges from different tasks (documented per use).
+unsafe impl<T: Send> Send for SharedMut<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    /// The sub-slice `start..start + len`.
+    ///
+    /// # Safety
+    /// The range lies inside the original slice and no other task uses it concurrently.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice(&self, start: usize, len: usize) -> &mut [T] {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
+}

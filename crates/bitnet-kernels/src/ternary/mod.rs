@@ -1,0 +1,271 @@
+//! Ternary weight matrices in the kernels' own layout, and their GEMV/GEMM.
+//!
+//! # Layout
+//! Rows are grouped in panels of [`PANEL`] = 16 rows (the last panel padded with zero rows) and
+//! columns in steps of [`KSTEP`] = 16 (the last step padded with zero columns). Each
+//! (panel, step) pair is one 64-byte, 64-byte-aligned chunk; a panel's chunks are contiguous.
+//! Byte `lane·4 + j` of chunk (p, q) holds, in bits `2s..2s+2`, the trit of row `16p + lane` at
+//! column `16q + 4s + j`, stored unsigned as `u = w + 1 ∈ {0, 1, 2}` (2 bits per weight).
+//!
+//! One 512-bit register of a chunk is therefore 16 rows × 4 columns per sub-step `s`: exactly the
+//! shape of `vpdpbusd` with the 4 activation bytes broadcast, so each 32-bit lane accumulates one
+//! row and no horizontal reduction is ever needed. The unsigned encoding gives
+//! `Σ w·x = Σ u·x − Σ x`; `Σ x` is computed once per token.
+
+#![allow(clippy::too_many_arguments)] // kernels take geometry, operands and output explicitly
+
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86_avx2;
+#[cfg(target_arch = "x86_64")]
+mod x86_avx512;
+
+use crate::isa::{active_isa, Isa};
+use crate::pool::{num_threads, parallel_for, SharedMut};
+use crate::KernelError;
+
+/// Rows per panel.
+pub const PANEL: usize = 16;
+/// Columns per 64-byte chunk.
+pub const KSTEP: usize = 16;
+/// Tokens per matmul block (per-token sums are kept on the stack).
+const TOK_BLOCK: usize = 1024;
+/// Bytes per chunk.
+pub(crate) const CHUNK: usize = 64;
+
+/// One 64-byte aligned chunk of packed weights.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub(crate) struct Chunk(pub(crate) [u8; CHUNK]);
+
+/// A ternary weight matrix with one multiplicative scale, in the kernels' own layout.
+#[derive(Clone, Debug)]
+pub struct TernaryMatrix {
+    rows: usize,
+    cols: usize,
+    scale: f32,
+    /// Chunks, panel-major: chunk (p, q) at index `p·nq + q`; `panels × nq` of them.
+    packed: Vec<Chunk>,
+}
+
+/// Geometry shared by the kernels.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geom {
+    pub rows: usize,
+    pub cols: usize,
+    /// Chunks per panel (`ceil(cols / 16)`).
+    pub nq: usize,
+    /// Chunks whose 16 columns are all real (`cols / 16`).
+    pub nq_full: usize,
+    pub panels: usize,
+}
+
+impl TernaryMatrix {
+    /// Build from row-major trits (`trits[r*cols + c]` ∈ {−1, 0, 1}) and the multiplicative
+    /// scale; packs them into the kernel layout once.
+    pub fn from_trits(
+        rows: usize,
+        cols: usize,
+        trits: &[i8],
+        scale: f32,
+    ) -> Result<Self, KernelError> {
+        let expected = rows.checked_mul(cols).ok_or(KernelError::Shape {
+            rows,
+            cols,
+            expected: usize::MAX,
+            got: trits.len(),
+        })?;
+        if trits.len() != expected {
+            return Err(KernelError::Shape {
+                rows,
+                cols,
+                expected,
+                got: trits.len(),
+            });
+        }
+        if let Some((index, &value)) = trits
+            .iter()
+            .enumerate()
+            .find(|(_, &t)| !(-1..=1).contains(&t))
+        {
+            return Err(KernelError::BadTrit { index, value });
+        }
+        let nq = cols.div_ceil(KSTEP);
+        let panels = rows.div_ceil(PANEL);
+        // Padding encodes w = 0 (u = 1): 0b01010101.
+        let mut packed = vec![Chunk([0x55; CHUNK]); panels * nq];
+        for r in 0..rows {
+            let (p, lane) = (r / PANEL, r % PANEL);
+            let row = &trits[r * cols..(r + 1) * cols];
+            for (c, &t) in row.iter().enumerate() {
+                let (q, s, j) = (c / KSTEP, (c % KSTEP) / 4, c % 4);
+                let byte = &mut packed[p * nq + q].0[lane * 4 + j];
+                *byte = (*byte & !(3 << (2 * s))) | (((t + 1) as u8) << (2 * s));
+            }
+        }
+        Ok(TernaryMatrix {
+            rows,
+            cols,
+            scale,
+            packed,
+        })
+    }
+
+    /// Number of rows (outputs).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Number of columns (inputs).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// The multiplicative weight scale.
+    pub fn scale(&self) -> f32 {
+        self.scale
+    }
+    /// Bytes the packed weights occupy in memory (2 bits per weight plus padding).
+    pub fn bytes(&self) -> usize {
+        self.packed.len() * CHUNK
+    }
+
+    /// Row-major trits, decoded from the packed layout.
+    pub fn to_trits(&self) -> Vec<i8> {
+        let g = self.geom();
+        let mut out = vec![0i8; self.rows * self.cols];
+        for r in 0..self.rows {
+            let (p, lane) = (r / PANEL, r % PANEL);
+            for c in 0..self.cols {
+                let (q, s, j) = (c / KSTEP, (c % KSTEP) / 4, c % 4);
+                let byte = self.packed[p * g.nq + q].0[lane * 4 + j];
+                out[r * self.cols + c] = ((byte >> (2 * s)) & 3) as i8 - 1;
+            }
+        }
+        out
+    }
+
+    pub(crate) fn geom(&self) -> Geom {
+        Geom {
+            rows: self.rows,
+            cols: self.cols,
+            nq: self.cols.div_ceil(KSTEP),
+            nq_full: self.cols / KSTEP,
+            panels: self.rows.div_ceil(PANEL),
+        }
+    }
+
+    /// The chunks of panel `p` onward.
+    pub(crate) fn panel_chunks(&self, p: usize) -> &[Chunk] {
+        &self.packed[p * self.geom().nq..]
+    }
+
+    /// `out[r] = (Σ_c W[r,c]·xq[c]) as f32 / x_scale · scale` for one token (`xq`: cols,
+    /// `out`: rows), on the [`active_isa`] path and the global thread pool.
+    pub fn matvec(&self, xq: &[i8], x_scale: f32, out: &mut [f32]) {
+        self.matvec_with(active_isa(), xq, x_scale, out)
+    }
+
+    /// [`matvec`](Self::matvec) on a chosen path (clamped to what the CPU supports).
+    pub fn matvec_with(&self, isa: Isa, xq: &[i8], x_scale: f32, out: &mut [f32]) {
+        assert_eq!(xq.len(), self.cols, "matvec: xq length != cols");
+        assert_eq!(out.len(), self.rows, "matvec: out length != rows");
+        self.matmul_with(isa, xq, std::slice::from_ref(&x_scale), out)
+    }
+
+    /// The same for `n = x_scales.len()` tokens: `xq` is n × cols, `out` n × rows.
+    pub fn matmul(&self, xq: &[i8], x_scales: &[f32], out: &mut [f32]) {
+        self.matmul_with(active_isa(), xq, x_scales, out)
+    }
+
+    /// [`matmul`](Self::matmul) on a chosen path (clamped to what the CPU supports).
+    pub fn matmul_with(&self, isa: Isa, xq: &[i8], x_scales: &[f32], out: &mut [f32]) {
+        let n = x_scales.len();
+        assert_eq!(xq.len(), n * self.cols, "matmul: xq length != n × cols");
+        assert_eq!(out.len(), n * self.rows, "matmul: out length != n × rows");
+        if n == 0 || self.rows == 0 {
+            return;
+        }
+        let isa = isa.clamp_available();
+        // Token blocks of at most TOK_BLOCK so the per-token sums live on the stack.
+        let mut sums = [0i32; TOK_BLOCK];
+        for t0 in (0..n).step_by(TOK_BLOCK) {
+            let nb = (n - t0).min(TOK_BLOCK);
+            for (t, s) in sums[..nb].iter_mut().enumerate() {
+                *s = sum_i8(&xq[(t0 + t) * self.cols..(t0 + t + 1) * self.cols]);
+            }
+            self.matmul_block(
+                isa,
+                &xq[t0 * self.cols..(t0 + nb) * self.cols],
+                &x_scales[t0..t0 + nb],
+                &sums[..nb],
+                &mut out[t0 * self.rows..(t0 + nb) * self.rows],
+            );
+        }
+    }
+
+    /// One block of tokens with precomputed Σx.
+    fn matmul_block(&self, isa: Isa, xq: &[i8], x_scales: &[f32], sums: &[i32], out: &mut [f32]) {
+        let n = x_scales.len();
+        let g = self.geom();
+        // Panels per task: enough tasks to balance, big enough to amortise dispatch.
+        let work_per_panel = g.nq * n;
+        let threads = num_threads();
+        let min_panels = (4096 / work_per_panel.max(1)).max(1);
+        let per_task = (g.panels / (threads * 4)).max(min_panels).min(g.panels);
+        let per_task = per_task.div_ceil(2) * 2; // kernels take panels in pairs
+        let n_tasks = g.panels.div_ceil(per_task);
+        // Each task writes only the rows of its panels (for every token): disjoint ranges.
+        let outp = SharedMut(out.as_mut_ptr());
+        parallel_for(n_tasks, |task| {
+            let p0 = task * per_task;
+            let p1 = (p0 + per_task).min(g.panels);
+            self.run_panels(isa, g, p0, p1, xq, x_scales, sums, outp);
+        });
+    }
+
+    /// Compute rows of panels `p0..p1` for all tokens.
+    #[allow(clippy::too_many_arguments)]
+    fn run_panels(
+        &self,
+        isa: Isa,
+        g: Geom,
+        p0: usize,
+        p1: usize,
+        xq: &[i8],
+        x_scales: &[f32],
+        sums: &[i32],
+        out: SharedMut<f32>,
+    ) {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `isa` came from clamp_available(), so the CPU has AVX-512 F/BW/VL/VNNI.
+            Isa::Avx512 => unsafe { x86_avx512::panels(self, g, p0, p1, xq, x_scales, sums, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `isa` came from clamp_available(), so the CPU has AVX2.
+            Isa::Avx2 => unsafe { x86_avx2::panels(self, g, p0, p1, xq, x_scales, sums, out) },
+            _ => scalar::panels(self, g, p0, p1, xq, x_scales, sums, out),
+        }
+    }
+}
+
+/// Σ x over one token's quantized activations.
+#[inline]
+pub(crate) fn sum_i8(x: &[i8]) -> i32 {
+    x.iter().map(|&v| v as i32).sum()
+}
+
+/// Write `vals` to `out[t·rows + r0 ..]` (the rows of one panel for token `t`).
+///
+/// # Safety
+/// `out` points at an n × rows buffer, `t < n`, `r0 + vals.len() <= rows`, and no other task
+/// writes these rows of this token (tasks own disjoint panels).
+#[inline(always)]
+pub(crate) unsafe fn store_rows(out: SharedMut<f32>, g: &Geom, t: usize, r0: usize, vals: &[f32]) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { out.slice(t * g.rows + r0, vals.len()) }.copy_from_slice(vals);
+}
+
+/// The final per-row formula shared by every path (keeps results bit-identical).
+#[inline(always)]
+pub(crate) fn finish(dot: i32, x_scale: f32, scale: f32) -> f32 {
+    dot as f32 / x_scale * scale
+}

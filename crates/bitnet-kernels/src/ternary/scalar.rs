@@ -1,0 +1,48 @@
+//! Portable reference kernel over the packed layout.
+
+use super::{finish, store_rows, Geom, TernaryMatrix, KSTEP, PANEL};
+use crate::pool::SharedMut;
+
+/// Rows of panels `p0..p1` for every token (`xq`: n × cols, `out`: n × rows).
+pub(super) fn panels(
+    m: &TernaryMatrix,
+    g: Geom,
+    p0: usize,
+    p1: usize,
+    xq: &[i8],
+    x_scales: &[f32],
+    sums: &[i32],
+    out: SharedMut<f32>,
+) {
+    for (t, &xs) in x_scales.iter().enumerate() {
+        let x = &xq[t * g.cols..(t + 1) * g.cols];
+        let sx = sums[t];
+        for p in p0..p1 {
+            let chunks = &m.panel_chunks(p)[..g.nq];
+            let mut acc = [0i32; PANEL];
+            for (q, ch) in chunks.iter().enumerate() {
+                let mut xb = [0i8; KSTEP];
+                let c0 = q * KSTEP;
+                let cn = (g.cols - c0).min(KSTEP);
+                xb[..cn].copy_from_slice(&x[c0..c0 + cn]);
+                for (lane, a) in acc.iter_mut().enumerate() {
+                    for j in 0..4 {
+                        let byte = ch.0[lane * 4 + j];
+                        for s in 0..4 {
+                            let u = ((byte >> (2 * s)) & 3) as i32;
+                            *a += u * xb[4 * s + j] as i32;
+                        }
+                    }
+                }
+            }
+            let r0 = p * PANEL;
+            let nr = (g.rows - r0).min(PANEL);
+            let mut vals = [0f32; PANEL];
+            for (v, &a) in vals.iter_mut().zip(&acc) {
+                *v = finish(a - sx, xs, m.scale);
+            }
+            // SAFETY: this task owns panel p; r0 + nr <= rows; t < n.
+            unsafe { store_rows(out, &g, t, r0, &vals[..nr]) };
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! AVX2 kernels: `vpmaddubsw` (u8 weights × i8 activations) over 8 rows × 4 columns per
+//! 256-bit register, activations broadcast. Each 64-byte chunk is two registers (rows 0–7 and
+//! 8–15 of the panel). Weights are unpacked to `u ∈ {0,1,2}`, so the four sub-steps of a chunk
+//! can be summed in 16 bits (|Σ| ≤ 4·2·2·128 = 2048) before one `vpmaddwd` widens them.
+
+use super::{store_rows, Chunk, Geom, TernaryMatrix, KSTEP, PANEL};
+use crate::pool::SharedMut;
+use std::arch::x86_64::*;
+
+/// Tokens per register tile (2 halves × 4 tokens = 8 accumulators).
+const T_TILE: usize = 4;
+
+/// Rows of panels `p0..p1` for every token.
+///
+/// # Safety
+/// The CPU supports AVX2; `xq` is n × cols and `out` n × rows with n = `x_scales.len()` =
+/// `sums.len()`; this task owns panels `p0..p1`.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn panels(
+    m: &TernaryMatrix,
+    g: Geom,
+    p0: usize,
+    p1: usize,
+    xq: &[i8],
+    x_scales: &[f32],
+    sums: &[i32],
+    out: SharedMut<f32>,
+) {
+    let n = x_scales.len();
+    for p in p0..p1 {
+        let wp = m.panel_chunks(p).as_ptr();
+        let mut t0 = 0;
+        while t0 < n {
+            let tn = (n - t0).min(T_TILE);
+            // SAFETY: panel p has nq chunks; tokens t0..t0+tn exist.
+            unsafe {
+                match tn {
+                    4 => gemm::<4>(wp, &g, xq, t0, x_scales, sums, m.scale, p, out),
+                    3 => gemm::<3>(wp, &g, xq, t0, x_scales, sums, m.scale, p, out),
+                    2 => gemm::<2>(wp, &g, xq, t0, x_scales, sums, m.scale, p, out),
+                    _ => gemm::<1>(wp, &g, xq, t0, x_scales, sums, m.scale, p, out),
+                }
+            }
+            t0 += tn;
+        }
+    }
+}
+
+/// Zero-padded copy of the last partial 16-column step of `x`.
+#[inline(always)]
+fn tail16(x: &[i8], g: &Geom) -> [i8; KSTEP] {
+    let mut t = [0i8; KSTEP];
+    let c0 = g.nq_full * KSTEP;
+    t[..g.cols - c0].copy_from_slice(&x[c0..g.cols]);
+    t
+}
+
+/// Tokens `t0..t0+T` × one panel at `wp`.
+///
+/// # Safety
+/// AVX2; `wp` points at `nq` chunks; `xq` holds tokens `t0..t0+T`; `out` as in [`panels`].
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm<const T: usize>(
+    wp: *const Chunk,
+    g: &Geom,
+    xq: &[i8],
+    t0: usize,
+    x_scales: &[f32],
+    sums: &[i32],
+    scale: f32,
+    p: usize,
+    out: SharedMut<f32>,
+) {
+    let cols = g.cols;
+    let xs_tok: [&[i8]; T] = std::array::from_fn(|t| &xq[(t0 + t) * cols..(t0 + t + 1) * cols]);
+    let tails: [[i8; KSTEP]; T] = std::array::from_fn(|t| tail16(xs_tok[t], g));
+    let m3 = _mm256_set1_epi8(3);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_si256(); T]; 2];
+    macro_rules! step {
+        ($q:expr, $xp:expr) => {{
+            for h in 0..2 {
+                // SAFETY: chunk q exists; its half h is 32 bytes at offset 32h (aligned).
+                let w = unsafe {
+                    _mm256_load_si256((wp.add($q) as *const u8).add(32 * h) as *const __m256i)
+                };
+                let wu = [
+                    _mm256_and_si256(w, m3),
+                    _mm256_and_si256(_mm256_srli_epi16::<2>(w), m3),
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(w), m3),
+                    _mm256_and_si256(_mm256_srli_epi16::<6>(w), m3),
+                ];
+                for t in 0..T {
+                    let xp: *const i8 = $xp(t);
+                    let mut s16 = _mm256_setzero_si256();
+                    for (s, &wus) in wu.iter().enumerate() {
+                        // SAFETY: xp has 16 readable bytes; 4s + 4 <= 16.
+                        let xb = _mm256_set1_epi32(unsafe {
+                            std::ptr::read_unaligned(xp.add(4 * s) as *const i32)
+                        });
+                        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(wus, xb));
+                    }
+                    acc[h][t] = _mm256_add_epi32(acc[h][t], _mm256_madd_epi16(s16, ones));
+                }
+            }
+        }};
+    }
+    for q in 0..g.nq_full {
+        // SAFETY (in step): q·16 + 16 <= cols for each token row.
+        step!(q, |t: usize| unsafe { xs_tok[t].as_ptr().add(q * KSTEP) });
+    }
+    if g.nq > g.nq_full {
+        step!(g.nq_full, |t: usize| tails[t].as_ptr());
+    }
+    let r0 = p * PANEL;
+    let nr = (g.rows - r0).min(PANEL);
+    for t in 0..T {
+        let sx = _mm256_set1_epi32(sums[t0 + t]);
+        let xs = _mm256_set1_ps(x_scales[t0 + t]);
+        let sc = _mm256_set1_ps(scale);
+        let mut vals = [0f32; PANEL];
+        for (h, a) in acc.iter().enumerate() {
+            // Same operations, same order as `finish`: i32→f32, ÷ x_scale, × scale.
+            let f = _mm256_mul_ps(
+                _mm256_div_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a[t], sx)), xs),
+                sc,
+            );
+            // SAFETY: vals has 16 f32; 8h + 8 <= 16.
+            unsafe { _mm256_storeu_ps(vals.as_mut_ptr().add(8 * h), f) };
+        }
+        // SAFETY: this task owns panel p; r0 + nr <= rows; t0 + t < n.
+        unsafe { store_rows(out, g, t0 + t, r0, &vals[..nr]) };
+    }
+}

@@ -1,0 +1,288 @@
+//! AVX-512 VNNI kernels: one `vpdpbusd` per 16 rows × 4 columns, activations broadcast.
+//!
+//! GEMV (decode, one token) avoids shifts: sub-step `s` of a chunk is `chunk & (3 << 2s)`,
+//! i.e. `u·4^s`, accumulated in its own register and scaled back exactly (`>> 2s`) at the end.
+//! GEMM (prefill) unpacks each chunk once (`(chunk >> 2s) & 3`) and reuses it for a tile of
+//! up to [`T_TILE`] tokens and two panels (32 rows).
+
+use super::{store_rows, Chunk, Geom, TernaryMatrix, KSTEP, PANEL};
+use crate::pool::SharedMut;
+use std::arch::x86_64::*;
+
+/// Tokens per GEMM register tile (2 panels × 8 tokens = 16 accumulators).
+const T_TILE: usize = 8;
+
+/// Rows of panels `p0..p1` for every token.
+///
+/// # Safety
+/// The CPU supports AVX-512 F/BW/VL and VNNI; `xq` is n × cols and `out` n × rows with
+/// n = `x_scales.len()` = `sums.len()` (Σ xq per token); this task owns panels `p0..p1`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn panels(
+    m: &TernaryMatrix,
+    g: Geom,
+    p0: usize,
+    p1: usize,
+    xq: &[i8],
+    x_scales: &[f32],
+    sums: &[i32],
+    out: SharedMut<f32>,
+) {
+    let n = x_scales.len();
+    let mut p = p0;
+    while p < p1 {
+        let r = if p + 1 < p1 { 2 } else { 1 };
+        let wp = m.panel_chunks(p).as_ptr();
+        if n == 1 {
+            let sx = sums[0];
+            // SAFETY: the panels p..p+r exist (r chunks-runs of nq); xq has cols bytes.
+            unsafe {
+                if r == 2 {
+                    gemv::<2>(wp, &g, xq, sx, x_scales[0], m.scale, p, out)
+                } else {
+                    gemv::<1>(wp, &g, xq, sx, x_scales[0], m.scale, p, out)
+                }
+            }
+        } else {
+            let mut t0 = 0;
+            while t0 < n {
+                let tn = (n - t0).min(T_TILE);
+                // SAFETY: as above; tokens t0..t0+tn exist.
+                unsafe {
+                    if r == 2 {
+                        gemm_dispatch::<2>(tn, wp, &g, xq, t0, x_scales, sums, m.scale, p, out)
+                    } else {
+                        gemm_dispatch::<1>(tn, wp, &g, xq, t0, x_scales, sums, m.scale, p, out)
+                    }
+                }
+                t0 += tn;
+            }
+        }
+        p += r;
+    }
+}
+
+/// Zero-padded copy of the last partial 16-column step of `x` (all zeros if cols % 16 == 0).
+#[inline(always)]
+fn tail16(x: &[i8], g: &Geom) -> [i8; KSTEP] {
+    let mut t = [0i8; KSTEP];
+    let c0 = g.nq_full * KSTEP;
+    t[..g.cols - c0].copy_from_slice(&x[c0..g.cols]);
+    t
+}
+
+/// Broadcast the 4 activation bytes at `p` to every 32-bit lane.
+///
+/// # Safety
+/// `p..p+4` is readable.
+#[inline(always)]
+unsafe fn bcast4(p: *const i8) -> __m512i {
+    // SAFETY: guaranteed by the caller; unaligned read.
+    _mm512_set1_epi32(unsafe { std::ptr::read_unaligned(p as *const i32) })
+}
+
+/// Convert 16 lane sums to outputs and store the panel's real rows for token `t`.
+///
+/// # Safety
+/// As for [`store_rows`]; AVX-512F available.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn epilogue(
+    tot: __m512i,
+    sx: i32,
+    xs: f32,
+    scale: f32,
+    g: &Geom,
+    p: usize,
+    t: usize,
+    out: SharedMut<f32>,
+) {
+    let tot = _mm512_sub_epi32(tot, _mm512_set1_epi32(sx));
+    // Same operations, same order as `finish`: i32→f32, ÷ x_scale, × scale.
+    let f = _mm512_mul_ps(
+        _mm512_div_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(xs)),
+        _mm512_set1_ps(scale),
+    );
+    let mut vals = [0f32; PANEL];
+    // SAFETY: vals holds 16 f32.
+    unsafe { _mm512_storeu_ps(vals.as_mut_ptr(), f) };
+    let r0 = p * PANEL;
+    let nr = (g.rows - r0).min(PANEL);
+    // SAFETY: forwarded from the caller.
+    unsafe { store_rows(out, g, t, r0, &vals[..nr]) };
+}
+
+/// One token, `R` panels starting at `wp`.
+///
+/// # Safety
+/// AVX-512 F/BW/VNNI; `wp` points at `R·nq` chunks; `x` has `cols` bytes; see [`epilogue`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemv<const R: usize>(
+    wp: *const Chunk,
+    g: &Geom,
+    x: &[i8],
+    sx: i32,
+    xs: f32,
+    scale: f32,
+    p: usize,
+    out: SharedMut<f32>,
+) {
+    let masks = [
+        _mm512_set1_epi8(0x03),
+        _mm512_set1_epi8(0x0c),
+        _mm512_set1_epi8(0x30),
+        _mm512_set1_epi8(0xc0u8 as i8),
+    ];
+    let mut acc = [[_mm512_setzero_si512(); 4]; R];
+    let tail = tail16(x, g);
+    macro_rules! step {
+        ($q:expr, $xp:expr) => {{
+            // SAFETY: $xp has 16 readable bytes (a full step of x, or `tail`).
+            let xb = unsafe {
+                [
+                    bcast4($xp),
+                    bcast4($xp.add(4)),
+                    bcast4($xp.add(8)),
+                    bcast4($xp.add(12)),
+                ]
+            };
+            for r in 0..R {
+                // SAFETY: chunk r·nq + q < R·nq exists; chunks are 64-byte aligned.
+                let w = unsafe { _mm512_load_si512(wp.add(r * g.nq + $q) as *const __m512i) };
+                for s in 0..4 {
+                    acc[r][s] =
+                        _mm512_dpbusd_epi32(acc[r][s], _mm512_and_si512(w, masks[s]), xb[s]);
+                }
+            }
+        }};
+    }
+    for q in 0..g.nq_full {
+        // SAFETY: q·16 + 16 <= cols.
+        let xp = unsafe { x.as_ptr().add(q * KSTEP) };
+        step!(q, xp);
+    }
+    if g.nq > g.nq_full {
+        let xp = tail.as_ptr();
+        step!(g.nq_full, xp);
+    }
+    for (r, a) in acc.iter().enumerate() {
+        let tot = _mm512_add_epi32(
+            _mm512_add_epi32(a[0], _mm512_srai_epi32::<2>(a[1])),
+            _mm512_add_epi32(_mm512_srai_epi32::<4>(a[2]), _mm512_srai_epi32::<6>(a[3])),
+        );
+        // SAFETY: forwarded from the caller.
+        unsafe { epilogue(tot, sx, xs, scale, g, p + r, 0, out) };
+    }
+}
+
+/// Pick the const tile width for `tn` tokens.
+///
+/// # Safety
+/// As for [`gemm`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_dispatch<const R: usize>(
+    tn: usize,
+    wp: *const Chunk,
+    g: &Geom,
+    xq: &[i8],
+    t0: usize,
+    x_scales: &[f32],
+    sums: &[i32],
+    scale: f32,
+    p: usize,
+    out: SharedMut<f32>,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match tn {
+            8 => gemm::<R, 8>(wp, g, xq, t0, x_scales, sums, scale, p, out),
+            7 => gemm::<R, 7>(wp, g, xq, t0, x_scales, sums, scale, p, out),
+            6 => gemm::<R, 6>(wp, g, xq, t0, x_scales, sums, scale, p, out),
+            5 => gemm::<R, 5>(wp, g, xq, t0, x_scales, sums, scale, p, out),
+            4 => gemm::<R, 4>(wp, g, xq, t0, x_scales, sums, scale, p, out),
+            3 => gemm::<R, 3>(wp, g, xq, t0, x_scales, sums, scale, p, out),
+            2 => gemm::<R, 2>(wp, g, xq, t0, x_scales, sums, scale, p, out),
+            _ => gemm::<R, 1>(wp, g, xq, t0, x_scales, sums, scale, p, out),
+        }
+    }
+}
+
+/// Tokens `t0..t0+T` × `R` panels starting at `wp`.
+///
+/// # Safety
+/// AVX-512 F/BW/VNNI; `wp` points at `R·nq` chunks; `xq` holds tokens `t0..t0+T`
+/// (`cols` bytes each); see [`epilogue`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm<const R: usize, const T: usize>(
+    wp: *const Chunk,
+    g: &Geom,
+    xq: &[i8],
+    t0: usize,
+    x_scales: &[f32],
+    sums: &[i32],
+    scale: f32,
+    p: usize,
+    out: SharedMut<f32>,
+) {
+    let cols = g.cols;
+    let xs_tok: [&[i8]; T] = std::array::from_fn(|t| &xq[(t0 + t) * cols..(t0 + t + 1) * cols]);
+    let tails: [[i8; KSTEP]; T] = std::array::from_fn(|t| tail16(xs_tok[t], g));
+    let m3 = _mm512_set1_epi8(3);
+    let mut acc = [[_mm512_setzero_si512(); T]; R];
+    macro_rules! step {
+        ($q:expr, $xp:expr) => {{
+            let mut wv = [_mm512_setzero_si512(); R];
+            for (r, w) in wv.iter_mut().enumerate() {
+                // SAFETY: chunk r·nq + q exists; 64-byte aligned.
+                *w = unsafe { _mm512_load_si512(wp.add(r * g.nq + $q) as *const __m512i) };
+            }
+            for s in 0..4 {
+                let mut wu = [_mm512_setzero_si512(); R];
+                for r in 0..R {
+                    let sh = match s {
+                        0 => wv[r],
+                        1 => _mm512_srli_epi16::<2>(wv[r]),
+                        2 => _mm512_srli_epi16::<4>(wv[r]),
+                        _ => _mm512_srli_epi16::<6>(wv[r]),
+                    };
+                    wu[r] = _mm512_and_si512(sh, m3);
+                }
+                for t in 0..T {
+                    let xp: *const i8 = $xp(t);
+                    // SAFETY: xp has 16 readable bytes; 4s + 4 <= 16.
+                    let xb = unsafe { bcast4(xp.add(4 * s)) };
+                    for r in 0..R {
+                        acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], wu[r], xb);
+                    }
+                }
+            }
+        }};
+    }
+    for q in 0..g.nq_full {
+        // SAFETY (in step): q·16 + 16 <= cols for each token row.
+        step!(q, |t: usize| unsafe { xs_tok[t].as_ptr().add(q * KSTEP) });
+    }
+    if g.nq > g.nq_full {
+        step!(g.nq_full, |t: usize| tails[t].as_ptr());
+    }
+    for (r, accr) in acc.iter().enumerate() {
+        for (t, &a) in accr.iter().enumerate() {
+            // SAFETY: forwarded from the caller.
+            unsafe {
+                epilogue(
+                    a,
+                    sums[t0 + t],
+                    x_scales[t0 + t],
+                    scale,
+                    g,
+                    p + r,
+                    t0 + t,
+                    out,
+                )
+            };
+        }
+    }
+}
