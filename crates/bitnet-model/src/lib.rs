@@ -1,1 +1,75 @@
-//! Model (see crate description).
+//! BitNet b1.58 models: configuration, weights loaded from GGUF files and Hugging Face
+//! directories, and the reference forward pass with a preallocated KV cache.
+//!
+//! Layout (llama2.c style): [`Config`] (hyperparameters) / [`Weights`] (one representation
+//! whatever the source) / [`State`] (KV cache and scratch buffers, allocated once).
+//!
+//! ```no_run
+//! use bitnet_model::{Logits, Model};
+//! let model = Model::load("model.gguf")?;
+//! let mut state = model.new_state(512)?; // KV cache for 512 positions
+//! let prompt = [1u32, 450, 4996];
+//! let logits = model.forward(&mut state, &prompt, 0, Logits::Last)?; // batched prefill
+//! let mut next = argmax(logits);
+//! for _ in 0..16 {
+//!     let pos = state.pos();
+//!     let logits = model.forward(&mut state, &[next], pos, Logits::Last)?; // decode
+//!     next = argmax(logits);
+//! }
+//! # fn argmax(x: &[f32]) -> u32 { 0 }
+//! # Ok::<(), bitnet_model::ModelError>(())
+//! ```
+
+pub mod arch;
+mod config;
+mod error;
+mod forward;
+pub mod hf;
+mod load;
+pub mod npy;
+pub mod ops;
+mod state;
+mod weights;
+
+pub use config::{Activation, Arch, Config, RopeStyle};
+pub use error::{ModelError, Result};
+pub use forward::Logits;
+pub use load::{config_from_path, is_gguf};
+pub use state::State;
+pub use weights::{Layer, Linear, Proj, Weights};
+
+/// A loaded model: hyperparameters and weights.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub config: Config,
+    pub weights: Weights,
+}
+
+impl Model {
+    /// A state whose KV cache holds `context` positions, prefilling up to 512 tokens per pass.
+    pub fn new_state(&self, context: usize) -> Result<State> {
+        State::new(&self.config, context, 512)
+    }
+}
+
+/// Relative L2 distance `‖a − b‖ / ‖b‖` (b is the reference), in f64.
+pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "rel_l2 of slices of different lengths");
+    let (mut num, mut den) = (0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        num += (x as f64 - y as f64).powi(2);
+        den += (y as f64).powi(2);
+    }
+    (num / den.max(f64::MIN_POSITIVE)).sqrt()
+}
+
+/// Index of the largest value (the first one on ties); 0 for an empty slice.
+pub fn argmax(x: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best
+}

@@ -1,0 +1,327 @@
+//! The reference forward pass, top to bottom. Batched passes (prefill) use the kernels'
+//! `matmul`, single tokens (decode) their `matvec`; both write into the preallocated State.
+
+use bitnet_kernels::quantize_activations;
+
+use crate::ops::{attend, gated_act, rmsnorm, rmsnorm_inplace, rope};
+use crate::state::shape_of;
+use crate::weights::{Linear, Proj};
+use crate::{Model, ModelError, Result, State};
+
+/// Which positions' logits a forward pass returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// `[n × vocab]`, one row per input token (needs `n ≤ state.max_batch()`).
+    All,
+    /// `[vocab]` for the last input token only.
+    Last,
+}
+
+/// `out[t] = lin(x[t])` for `n` tokens: optional own RMSNorm, per-token int8 quantization,
+/// ternary product (or a dense product for float modules).
+/// `x`: `[n × in]`; `xn`/`xq`: scratch `[≥ n × in]`; `xs`: `[≥ n]`; `out`: `[n × out]`.
+#[allow(clippy::too_many_arguments)]
+fn linear(
+    lin: &Linear,
+    x: &[f32],
+    n: usize,
+    norm_eps: f32,
+    xn: &mut [f32],
+    xq: &mut [i8],
+    xs: &mut [f32],
+    out: &mut [f32],
+) {
+    let (cols, rows) = (lin.in_features(), lin.out_features());
+    let x = &x[..n * cols];
+    let out = &mut out[..n * rows];
+    let src: &[f32] = match &lin.input_norm {
+        Some(w) => {
+            for (xi, oi) in x.chunks_exact(cols).zip(xn.chunks_exact_mut(cols)) {
+                rmsnorm(xi, w, norm_eps, oi);
+            }
+            &xn[..n * cols]
+        }
+        None => x,
+    };
+    match &lin.proj {
+        Proj::Ternary(m) => {
+            let xq = &mut xq[..n * cols];
+            for ((xi, qi), si) in src
+                .chunks_exact(cols)
+                .zip(xq.chunks_exact_mut(cols))
+                .zip(xs.iter_mut())
+            {
+                *si = quantize_activations(xi, qi);
+            }
+            if n == 1 {
+                m.matvec(xq, xs[0], out);
+            } else {
+                m.matmul(xq, &xs[..n], out);
+            }
+        }
+        Proj::Dense(m) => {
+            if n == 1 {
+                m.matvec(src, out);
+            } else {
+                m.matmul(src, n, out);
+            }
+        }
+    }
+}
+
+impl Model {
+    /// Run `tokens` at positions `start_pos..start_pos + n`, appending their keys/values to the
+    /// cache (positions from `start_pos` on are overwritten, so a caller may rewind), and return
+    /// logits (`[n × vocab]` for `Logits::All`, `[vocab]` for `Logits::Last`) borrowed from
+    /// `state`. Prompts longer than `state.max_batch()` run in chunks (with `Logits::Last`).
+    pub fn forward<'s>(
+        &self,
+        state: &'s mut State,
+        tokens: &[u32],
+        start_pos: usize,
+        which: Logits,
+    ) -> Result<&'s [f32]> {
+        let c = &self.config;
+        let n = tokens.len();
+        if state.shape != shape_of(c) {
+            return Err(ModelError::StateMismatch(format!(
+                "state {:?}, model {:?}",
+                state.shape,
+                shape_of(c)
+            )));
+        }
+        if n == 0 {
+            return Err(ModelError::EmptyInput);
+        }
+        if let Some((index, &token)) = tokens
+            .iter()
+            .enumerate()
+            .find(|(_, &t)| t as usize >= c.vocab_size)
+        {
+            return Err(ModelError::TokenOutOfRange {
+                token,
+                index,
+                vocab: c.vocab_size,
+            });
+        }
+        if start_pos > state.filled {
+            return Err(ModelError::PositionGap {
+                start: start_pos,
+                filled: state.filled,
+            });
+        }
+        if start_pos + n > state.context {
+            return Err(ModelError::ContextOverflow {
+                start: start_pos,
+                end: start_pos + n,
+                context: state.context,
+            });
+        }
+        if which == Logits::All && n > state.max_batch {
+            return Err(ModelError::BatchTooLarge {
+                n,
+                max_batch: state.max_batch,
+            });
+        }
+        let mut pos = start_pos;
+        let chunks = tokens.chunks(state.max_batch);
+        let n_chunks = chunks.len();
+        for (i, chunk) in chunks.enumerate() {
+            self.forward_chunk(state, chunk, pos);
+            pos += chunk.len();
+            state.filled = pos;
+            if i + 1 == n_chunks {
+                let rows = match which {
+                    Logits::All => 0..chunk.len(),
+                    Logits::Last => chunk.len() - 1..chunk.len(),
+                };
+                self.head(state, rows);
+            }
+        }
+        let v = c.vocab_size;
+        Ok(match which {
+            Logits::All => &state.logits[..n * v],
+            Logits::Last => &state.logits[..v],
+        })
+    }
+
+    /// All transformer blocks for `n ≤ max_batch` tokens at positions `p0..p0+n`; leaves the
+    /// residual stream in `state.x`.
+    fn forward_chunk(&self, s: &mut State, tokens: &[u32], p0: usize) {
+        let c = &self.config;
+        let w = &self.weights;
+        let n = tokens.len();
+        let (dim, q_dim, kv_dim, hd, ffn) = (c.dim, c.q_dim(), c.kv_dim(), c.head_dim, c.ffn_dim);
+        let half = hd / 2;
+        let group = c.n_heads / c.n_kv_heads;
+        let att_scale = 1.0 / (hd as f32).sqrt();
+        let lin_eps = c.linear_norm_eps.unwrap_or(c.norm_eps);
+        let layer_cache = s.context * kv_dim;
+
+        // Embedding: x[t] = token_embd[tokens[t]].
+        for (t, &tok) in tokens.iter().enumerate() {
+            w.token_embd
+                .row_into(tok as usize, &mut s.x[t * dim..(t + 1) * dim]);
+        }
+
+        for (l, layer) in w.layers.iter().enumerate() {
+            // ---- attention ----
+            // xb = RMSNorm(x)
+            for t in 0..n {
+                rmsnorm(
+                    &s.x[t * dim..(t + 1) * dim],
+                    &layer.attn_norm,
+                    c.norm_eps,
+                    &mut s.xb[t * dim..(t + 1) * dim],
+                );
+            }
+            // q, k, v = BitLinear(xb)
+            linear(
+                &layer.wq, &s.xb, n, lin_eps, &mut s.xn, &mut s.xq, &mut s.xs, &mut s.q,
+            );
+            linear(
+                &layer.wk, &s.xb, n, lin_eps, &mut s.xn, &mut s.xq, &mut s.xs, &mut s.k,
+            );
+            linear(
+                &layer.wv, &s.xb, n, lin_eps, &mut s.xn, &mut s.xq, &mut s.xs, &mut s.v,
+            );
+            // RoPE on q and k, then append k and v to the cache.
+            let kc = &mut s.k_cache[l * layer_cache..(l + 1) * layer_cache];
+            let vc = &mut s.v_cache[l * layer_cache..(l + 1) * layer_cache];
+            for t in 0..n {
+                let p = p0 + t;
+                let (cos, sin) = (
+                    &s.rope_cos[p * half..(p + 1) * half],
+                    &s.rope_sin[p * half..(p + 1) * half],
+                );
+                rope(
+                    &mut s.q[t * q_dim..(t + 1) * q_dim],
+                    hd,
+                    cos,
+                    sin,
+                    c.rope_style,
+                );
+                rope(
+                    &mut s.k[t * kv_dim..(t + 1) * kv_dim],
+                    hd,
+                    cos,
+                    sin,
+                    c.rope_style,
+                );
+                kc[p * kv_dim..(p + 1) * kv_dim]
+                    .copy_from_slice(&s.k[t * kv_dim..(t + 1) * kv_dim]);
+                vc[p * kv_dim..(p + 1) * kv_dim]
+                    .copy_from_slice(&s.v[t * kv_dim..(t + 1) * kv_dim]);
+            }
+            // Grouped-query causal attention: token t sees positions 0..=p0+t.
+            for t in 0..n {
+                for h in 0..c.n_heads {
+                    let qo = t * q_dim + h * hd;
+                    attend(
+                        &s.q[qo..qo + hd],
+                        kc,
+                        vc,
+                        kv_dim,
+                        (h / group) * hd,
+                        p0 + t + 1,
+                        att_scale,
+                        &mut s.scores,
+                        &mut s.att[qo..qo + hd],
+                    );
+                }
+                if let Some(sub) = &layer.attn_sub_norm {
+                    rmsnorm_inplace(&mut s.att[t * q_dim..(t + 1) * q_dim], sub, c.norm_eps);
+                }
+            }
+            // x += wo(att)
+            linear(
+                &layer.wo,
+                &s.att,
+                n,
+                lin_eps,
+                &mut s.xn,
+                &mut s.xq,
+                &mut s.xs,
+                &mut s.proj,
+            );
+            for (xi, pi) in s.x[..n * dim].iter_mut().zip(&s.proj[..n * dim]) {
+                *xi += pi;
+            }
+
+            // ---- feed-forward ----
+            for t in 0..n {
+                rmsnorm(
+                    &s.x[t * dim..(t + 1) * dim],
+                    &layer.ffn_norm,
+                    c.norm_eps,
+                    &mut s.xb[t * dim..(t + 1) * dim],
+                );
+            }
+            linear(
+                &layer.w_gate,
+                &s.xb,
+                n,
+                lin_eps,
+                &mut s.xn,
+                &mut s.xq,
+                &mut s.xs,
+                &mut s.gate,
+            );
+            linear(
+                &layer.w_up,
+                &s.xb,
+                n,
+                lin_eps,
+                &mut s.xn,
+                &mut s.xq,
+                &mut s.xs,
+                &mut s.up,
+            );
+            // h = act(gate) · up, then the BitNet sub-norm.
+            for t in 0..n {
+                let g = &mut s.gate[t * ffn..(t + 1) * ffn];
+                gated_act(g, &s.up[t * ffn..(t + 1) * ffn], c.activation);
+                if let Some(sub) = &layer.ffn_sub_norm {
+                    rmsnorm_inplace(g, sub, c.norm_eps);
+                }
+            }
+            // x += w_down(h)
+            linear(
+                &layer.w_down,
+                &s.gate,
+                n,
+                lin_eps,
+                &mut s.xn,
+                &mut s.xq,
+                &mut s.xs,
+                &mut s.proj,
+            );
+            for (xi, pi) in s.x[..n * dim].iter_mut().zip(&s.proj[..n * dim]) {
+                *xi += pi;
+            }
+        }
+    }
+
+    /// Final norm and head for residual rows `rows` of the last chunk, into `state.logits`
+    /// (row `rows.start` lands at logits row 0).
+    fn head(&self, s: &mut State, rows: std::ops::Range<usize>) {
+        let c = &self.config;
+        let dim = c.dim;
+        let k = rows.len();
+        for (i, t) in rows.enumerate() {
+            rmsnorm(
+                &s.x[t * dim..(t + 1) * dim],
+                &self.weights.output_norm,
+                c.norm_eps,
+                &mut s.xb[i * dim..(i + 1) * dim],
+            );
+        }
+        let head = self.weights.head();
+        let v = c.vocab_size;
+        if k == 1 {
+            head.matvec(&s.xb[..dim], &mut s.logits[..v]);
+        } else {
+            head.matmul(&s.xb[..k * dim], k, &mut s.logits[..k * v]);
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Loading: a weight [`Source`] per file format (GGUF, HF safetensors) and the format-free
+//! assembly of [`Weights`].
+
+mod gguf;
+mod hf;
+
+use std::path::Path;
+
+use bitnet_kernels::{DenseMatrix, TernaryMatrix};
+
+use crate::weights::{Linear, Proj};
+use crate::{Config, Model, ModelError, Result, Weights};
+
+/// A layer's linear modules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    Q,
+    K,
+    V,
+    O,
+    Gate,
+    Up,
+    Down,
+}
+
+/// A layer's norms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Norm {
+    Attn,
+    AttnSub,
+    Ffn,
+    FfnSub,
+}
+
+/// Where weights come from; each method checks shapes and names the tensor in errors.
+pub(crate) trait Source {
+    /// Norm weight `[len]` of layer `i`.
+    fn norm(&self, i: usize, which: Norm, len: usize) -> Result<Vec<f32>>;
+    /// Linear module of layer `i`, `rows × cols` (out × in).
+    fn linear(&self, i: usize, role: Role, rows: usize, cols: usize) -> Result<Linear>;
+    /// Token embedding `[vocab × dim]`.
+    fn token_embd(&self, vocab: usize, dim: usize) -> Result<DenseMatrix>;
+    /// Untied output head `[vocab × dim]`, `None` when the model ties it to the embedding.
+    fn output(&self, vocab: usize, dim: usize) -> Result<Option<DenseMatrix>>;
+    /// Final norm `[dim]`.
+    fn output_norm(&self, dim: usize) -> Result<Vec<f32>>;
+}
+
+/// Assemble all weights of `config` from `src`.
+pub(crate) fn load_weights(src: &dyn Source, config: &Config) -> Result<Weights> {
+    let layers = (0..config.n_layers)
+        .map(|i| crate::arch::load_layer(src, config, i))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Weights {
+        token_embd: src.token_embd(config.vocab_size, config.dim)?,
+        layers,
+        output_norm: src.output_norm(config.dim)?,
+        output: src.output(config.vocab_size, config.dim)?,
+    })
+}
+
+/// Whether `path` is a GGUF file (by its magic), as opposed to an HF directory.
+pub fn is_gguf(path: &Path) -> bool {
+    if path.is_dir() {
+        return false;
+    }
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .map(|_| &magic == b"GGUF")
+        .unwrap_or(false)
+}
+
+/// Read only the configuration of a GGUF file or an HF directory.
+pub fn config_from_path(path: impl AsRef<Path>) -> Result<Config> {
+    let path = path.as_ref();
+    if path.is_dir() {
+        hf::config_from_dir(path)
+    } else {
+        let f = bitnet_gguf::GgufFile::open(path)?;
+        gguf::config_from_gguf(&f)
+    }
+}
+
+impl Model {
+    /// Load a model from a GGUF file or an HF directory (config.json + safetensors).
+    pub fn load(path: impl AsRef<Path>) -> Result<Model> {
+        let path = path.as_ref();
+        if path.is_dir() {
+            Self::from_hf_dir(path)
+        } else if path.exists() {
+            let f = bitnet_gguf::GgufFile::open(path)?;
+            Self::from_gguf(&f)
+        } else {
+            Err(ModelError::Io {
+                path: path.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such file or directory",
+                ),
+            })
+        }
+    }
+
+    /// Load from an open GGUF file.
+    pub fn from_gguf(file: &bitnet_gguf::GgufFile) -> Result<Model> {
+        let config = gguf::config_from_gguf(file)?;
+        let src = gguf::GgufSource::new(file, &config);
+        let weights = load_weights(&src, &config)?;
+        Ok(Model { config, weights })
+    }
+
+    /// Load from an HF directory.
+    pub fn from_hf_dir(dir: impl AsRef<Path>) -> Result<Model> {
+        let dir = dir.as_ref();
+        let (config, quant) = hf::read_config(dir)?;
+        let src = hf::HfSource::open(dir, &config, quant)?;
+        let weights = load_weights(&src, &config)?;
+        Ok(Model { config, weights })
+    }
+}
+
+/// Wrap a decoded ternary tensor into the kernels' matrix, naming `tensor` on error.
+pub(crate) fn ternary_matrix(
+    file: &str,
+    tensor: &str,
+    rows: usize,
+    cols: usize,
+    trits: &[i8],
+    scale: f32,
+    input_norm: Option<Vec<f32>>,
+) -> Result<Linear> {
+    if !scale.is_finite() {
+        return Err(ModelError::BadTensor {
+            file: file.into(),
+            name: tensor.into(),
+            reason: format!("scale {scale} is not finite"),
+        });
+    }
+    let m =
+        TernaryMatrix::from_trits(rows, cols, trits, scale).map_err(|e| ModelError::BadTensor {
+            file: file.into(),
+            name: tensor.into(),
+            reason: e.to_string(),
+        })?;
+    Ok(Linear {
+        proj: Proj::Ternary(m),
+        input_norm,
+    })
+}
+
+/// The scale `a` when every value of `w` is −a, 0 or +a (a float tensor that is already
+/// ternary, as in bitnet.cpp's F32 intermediate GGUF); `None` otherwise.
+pub(crate) fn exact_ternary(w: &[f32]) -> Option<(Vec<i8>, f32)> {
+    let a = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+    if a == 0.0 || !a.is_finite() {
+        return None;
+    }
+    let mut trits = Vec::with_capacity(w.len());
+    for &v in w {
+        trits.push(if v == a {
+            1
+        } else if v == -a {
+            -1
+        } else if v == 0.0 {
+            0
+        } else {
+            return None;
+        });
+    }
+    Some((trits, a))
+}

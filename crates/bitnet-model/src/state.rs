@@ -1,0 +1,156 @@
+//! Run-time state: the KV cache and every scratch buffer, allocated once so that decoding a
+//! token allocates nothing.
+
+use crate::{Config, ModelError, Result};
+
+/// Mutable state of one sequence: KV cache for `context` positions and activations for up to
+/// `max_batch` tokens per pass (longer prompts are processed in chunks of `max_batch`).
+pub struct State {
+    pub(crate) context: usize,
+    pub(crate) max_batch: usize,
+    /// Positions `0..filled` of the KV cache hold valid keys/values.
+    pub(crate) filled: usize,
+    /// Shape fingerprint of the config this state was made for.
+    pub(crate) shape: [usize; 8],
+
+    /// `[max_batch × dim]` residual stream.
+    pub(crate) x: Vec<f32>,
+    /// `[max_batch × dim]` normalized residual (input of Q/K/V and of the FFN, final norm).
+    pub(crate) xb: Vec<f32>,
+    /// `[max_batch × max_in]` a BitLinear's own input RMSNorm output (use_rms_norm).
+    pub(crate) xn: Vec<f32>,
+    /// `[max_batch × max_in]` int8 activations.
+    pub(crate) xq: Vec<i8>,
+    /// `[max_batch]` activation scales.
+    pub(crate) xs: Vec<f32>,
+    /// `[max_batch × q_dim]` queries.
+    pub(crate) q: Vec<f32>,
+    /// `[max_batch × kv_dim]` keys of this pass.
+    pub(crate) k: Vec<f32>,
+    /// `[max_batch × kv_dim]` values of this pass.
+    pub(crate) v: Vec<f32>,
+    /// `[max_batch × q_dim]` attention output (sub-normed in place for BitNet).
+    pub(crate) att: Vec<f32>,
+    /// `[max_batch × dim]` output of `wo` / `w_down`.
+    pub(crate) proj: Vec<f32>,
+    /// `[max_batch × ffn_dim]` gate, then act(gate)·up.
+    pub(crate) gate: Vec<f32>,
+    /// `[max_batch × ffn_dim]` up projection.
+    pub(crate) up: Vec<f32>,
+    /// `[context]` attention scores of one query head.
+    pub(crate) scores: Vec<f32>,
+    /// `[n_layers × context × kv_dim]` cached keys (after RoPE).
+    pub(crate) k_cache: Vec<f32>,
+    /// `[n_layers × context × kv_dim]` cached values.
+    pub(crate) v_cache: Vec<f32>,
+    /// `[context × head_dim/2]` RoPE cosines.
+    pub(crate) rope_cos: Vec<f32>,
+    /// `[context × head_dim/2]` RoPE sines.
+    pub(crate) rope_sin: Vec<f32>,
+    /// `[max_batch × vocab]` logits of the last pass.
+    pub(crate) logits: Vec<f32>,
+}
+
+pub(crate) fn shape_of(c: &Config) -> [usize; 8] {
+    [
+        c.vocab_size,
+        c.dim,
+        c.ffn_dim,
+        c.n_layers,
+        c.n_heads,
+        c.n_kv_heads,
+        c.head_dim,
+        c.rope_theta.to_bits() as usize,
+    ]
+}
+
+impl State {
+    /// Allocate a state for `context` KV positions and passes of up to `max_batch` tokens.
+    pub fn new(config: &Config, context: usize, max_batch: usize) -> Result<State> {
+        if context == 0 || max_batch == 0 {
+            return Err(ModelError::Invalid(format!(
+                "state needs a positive context and batch size (got context {context}, batch {max_batch})"
+            )));
+        }
+        let max_batch = max_batch.min(context);
+        let c = config;
+        let max_in = c.dim.max(c.ffn_dim).max(c.q_dim());
+        let half = c.head_dim / 2;
+        let cache = c.n_layers * context * c.kv_dim();
+        let mut rope_cos = vec![0f32; context * half];
+        let mut rope_sin = vec![0f32; context * half];
+        crate::ops::rope_table(
+            c.rope_theta,
+            c.head_dim,
+            context,
+            &mut rope_cos,
+            &mut rope_sin,
+        );
+        Ok(State {
+            context,
+            max_batch,
+            filled: 0,
+            shape: shape_of(c),
+            x: vec![0.0; max_batch * c.dim],
+            xb: vec![0.0; max_batch * c.dim],
+            xn: vec![0.0; max_batch * max_in],
+            xq: vec![0; max_batch * max_in],
+            xs: vec![0.0; max_batch],
+            q: vec![0.0; max_batch * c.q_dim()],
+            k: vec![0.0; max_batch * c.kv_dim()],
+            v: vec![0.0; max_batch * c.kv_dim()],
+            att: vec![0.0; max_batch * c.q_dim()],
+            proj: vec![0.0; max_batch * c.dim],
+            gate: vec![0.0; max_batch * c.ffn_dim],
+            up: vec![0.0; max_batch * c.ffn_dim],
+            scores: vec![0.0; context],
+            k_cache: vec![0.0; cache],
+            v_cache: vec![0.0; cache],
+            rope_cos,
+            rope_sin,
+            logits: vec![0.0; max_batch * c.vocab_size],
+        })
+    }
+
+    /// KV cache capacity in positions.
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    /// Most tokens processed in one batched pass (and most positions `Logits::All` can return).
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// Number of positions the KV cache holds; the next token goes at this position.
+    pub fn pos(&self) -> usize {
+        self.filled
+    }
+
+    /// Forget the sequence (keeps the allocation).
+    pub fn reset(&mut self) {
+        self.filled = 0;
+    }
+
+    /// Bytes allocated by this state.
+    pub fn bytes(&self) -> usize {
+        4 * (self.x.len()
+            + self.xb.len()
+            + self.xn.len()
+            + self.xs.len()
+            + self.q.len()
+            + self.k.len()
+            + self.v.len()
+            + self.att.len()
+            + self.proj.len()
+            + self.gate.len()
+            + self.up.len()
+            + self.scores.len()
+            + self.k_cache.len()
+            + self.v_cache.len()
+            + self.rope_cos.len()
+            + self.rope_sin.len()
+            + self.logits.len())
+            + self.xq.len()
+    }
+}
