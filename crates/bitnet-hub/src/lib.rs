@@ -44,7 +44,7 @@ mod spec;
 use std::path::{Path, PathBuf};
 
 pub use error::HubError;
-pub use options::{HubOptions, DEFAULT_ENDPOINT};
+pub use options::{HubOptions, DEFAULT_ENDPOINT, DEFAULT_RETRIES};
 pub use select::{Choice, HF_OPTIONAL_FILES, SELECT_GGUF, SELECT_SAFETENSORS};
 pub use spec::RepoSpec;
 
@@ -59,7 +59,20 @@ pub fn resolve_model(spec: &str, opts: &HubOptions) -> Result<PathBuf, HubError>
         return Ok(PathBuf::from(spec));
     }
     let parsed = RepoSpec::parse(spec)?;
-    resolve_repo(&parsed, opts)
+    resolve_repo(&parsed, opts).map_err(|e| match e {
+        HubError::RepoNotFound {
+            repo,
+            url,
+            status,
+            hint,
+        } if !spec.starts_with("hf://") => HubError::RepoNotFound {
+            repo,
+            url,
+            status,
+            hint: format!("{hint}; there is no local file or directory '{spec}' either"),
+        },
+        other => other,
+    })
 }
 
 /// Resolves a parsed repo spec (see [`resolve_model`]).
@@ -143,13 +156,24 @@ fn fetch_file(
             reason: format!("etag '{}' is not usable as a file name", meta.etag),
         });
     }
-    download::fetch_blob(&download::Job {
+    let job = download::Job {
         client,
         cache,
         ctx,
         url: &url,
         meta: &meta,
         progress: opts.progress,
-    })?;
+    };
+    let mut attempt = 0;
+    loop {
+        match download::fetch_blob(&job) {
+            Ok(_) => break,
+            Err(HubError::Interrupted { .. }) if attempt < opts.retries => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(250 * u64::from(attempt)));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     cache.link(commit, file, &meta.etag)
 }

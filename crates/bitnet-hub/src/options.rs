@@ -24,7 +24,14 @@ pub struct HubOptions {
     /// Draw a progress bar on stderr while downloading (only when stderr is a terminal).
     /// Default: true unless `HF_HUB_DISABLE_PROGRESS_BARS=1`.
     pub progress: bool,
+    /// How many times an interrupted download is resumed (HTTP Range) within one call before
+    /// the error is returned; the partial file stays for a later call either way.
+    /// Default [`DEFAULT_RETRIES`] from the environment, 0 from [`HubOptions::new`].
+    pub retries: u32,
 }
+
+/// Default of [`HubOptions::retries`] in [`HubOptions::from_env`].
+pub const DEFAULT_RETRIES: u32 = 3;
 
 impl Default for HubOptions {
     fn default() -> Self {
@@ -38,7 +45,8 @@ impl HubOptions {
         Self::from_vars(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
     }
 
-    /// Options for an explicit endpoint and cache folder, no token, online, no progress bar.
+    /// Options for an explicit endpoint and cache folder, no token, online, no progress bar,
+    /// no automatic resume.
     pub fn new(endpoint: impl Into<String>, cache_dir: impl Into<PathBuf>) -> Self {
         HubOptions {
             endpoint: normalize_endpoint(&endpoint.into()),
@@ -46,6 +54,7 @@ impl HubOptions {
             token: None,
             offline: false,
             progress: false,
+            retries: 0,
         }
     }
 
@@ -80,6 +89,7 @@ impl HubOptions {
             token,
             offline: var("HF_HUB_OFFLINE").is_some_and(|v| is_truthy(&v)),
             progress: !var("HF_HUB_DISABLE_PROGRESS_BARS").is_some_and(|v| is_truthy(&v)),
+            retries: DEFAULT_RETRIES,
         }
     }
 }
@@ -128,6 +138,7 @@ mod tests {
         assert_eq!(o.token, None);
         assert!(!o.offline);
         assert!(o.progress);
+        assert_eq!(o.retries, DEFAULT_RETRIES);
     }
 
     #[test]

@@ -188,6 +188,7 @@ fn not_found_and_network_errors_name_what_failed() {
     let msg = err.to_string();
     assert!(msg.contains("'nobody/nothing' not found"), "{msg}");
     assert!(msg.contains("HF_TOKEN"), "{msg}");
+    assert!(msg.contains("no local file or directory"), "{msg}");
 
     let err = resolve_model(&format!("{GGUF_REPO}@v9"), &o).unwrap_err();
     assert!(matches!(err, HubError::RevisionNotFound { .. }), "{err}");
@@ -269,6 +270,28 @@ fn interrupted_download_keeps_partial_and_resumes_with_range() {
         .collect();
     assert_eq!(cdn.len(), 1);
     assert_eq!(cdn[0].header("range"), Some("bytes=100000-"));
+}
+
+#[test]
+fn retries_resume_an_interrupted_download_within_one_call() {
+    let data = blob(120_000, 17);
+    let hub = FakeHub::start(vec![gguf_repo(vec![FakeFile::lfs("m.gguf", data.clone())])]);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = opts(&hub, &tmp);
+    o.retries = 1;
+    hub.set_faults(Faults {
+        drop_cdn_after: Some(70_000),
+        ignore_range: false,
+    });
+    let path = resolve_model(GGUF_REPO, &o).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), data);
+    let ranges: Vec<Option<String>> = hub
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/cdn/"))
+        .map(|r| r.header("range").map(str::to_string))
+        .collect();
+    assert_eq!(ranges, vec![None, Some("bytes=70000-".to_string())]);
 }
 
 #[test]
