@@ -11,14 +11,16 @@
 //! The scalar implementation in this file is the reference; the fast paths must give identical
 //! integer results.
 
-use half::f16;
-
+mod dense;
 mod isa;
+mod metrics;
 mod pool;
 mod quant;
 mod ternary;
 
+pub use dense::{DenseMatrix, Q8Matrix};
 pub use isa::{active_isa, available_isas, detected_isa, Isa};
+pub use metrics::logit_divergence;
 pub use pool::{num_threads, parallel_for, set_num_threads};
 pub use quant::{
     quantize_activations, quantize_activations_with, quantize_scalar, rms_norm_quantize,
@@ -37,89 +39,6 @@ pub enum KernelError {
     },
     #[error("trit value {value} at index {index} is not -1, 0 or 1")]
     BadTrit { index: usize, value: i8 },
-}
-
-/// A dense (non-ternary) matrix: embeddings, output heads.
-#[derive(Clone, Debug)]
-pub enum DenseMatrix {
-    F32 {
-        rows: usize,
-        cols: usize,
-        data: Vec<f32>,
-    },
-    F16 {
-        rows: usize,
-        cols: usize,
-        data: Vec<f16>,
-    },
-}
-
-impl DenseMatrix {
-    pub fn rows(&self) -> usize {
-        match self {
-            DenseMatrix::F32 { rows, .. } | DenseMatrix::F16 { rows, .. } => *rows,
-        }
-    }
-    pub fn cols(&self) -> usize {
-        match self {
-            DenseMatrix::F32 { cols, .. } | DenseMatrix::F16 { cols, .. } => *cols,
-        }
-    }
-    pub fn bytes(&self) -> usize {
-        match self {
-            DenseMatrix::F32 { data, .. } => data.len() * 4,
-            DenseMatrix::F16 { data, .. } => data.len() * 2,
-        }
-    }
-
-    /// Copy row `i` into `out` as f32 (embedding lookup).
-    pub fn row_into(&self, i: usize, out: &mut [f32]) {
-        let c = self.cols();
-        assert_eq!(out.len(), c);
-        match self {
-            DenseMatrix::F32 { data, .. } => out.copy_from_slice(&data[i * c..(i + 1) * c]),
-            DenseMatrix::F16 { data, .. } => {
-                for (o, v) in out.iter_mut().zip(&data[i * c..(i + 1) * c]) {
-                    *o = v.to_f32();
-                }
-            }
-        }
-    }
-
-    /// `out[r] = Σ_c W[r,c]·x[c]`.
-    pub fn matvec(&self, x: &[f32], out: &mut [f32]) {
-        let c = self.cols();
-        assert_eq!(x.len(), c);
-        assert_eq!(out.len(), self.rows());
-        match self {
-            DenseMatrix::F32 { data, .. } => {
-                for (r, o) in out.iter_mut().enumerate() {
-                    *o = data[r * c..(r + 1) * c]
-                        .iter()
-                        .zip(x)
-                        .map(|(w, v)| w * v)
-                        .sum();
-                }
-            }
-            DenseMatrix::F16 { data, .. } => {
-                for (r, o) in out.iter_mut().enumerate() {
-                    *o = data[r * c..(r + 1) * c]
-                        .iter()
-                        .zip(x)
-                        .map(|(w, v)| w.to_f32() * v)
-                        .sum();
-                }
-            }
-        }
-    }
-
-    /// The same for `n` rows of `x` (n × cols) into `out` (n × rows).
-    pub fn matmul(&self, x: &[f32], n: usize, out: &mut [f32]) {
-        let (r, c) = (self.rows(), self.cols());
-        for t in 0..n {
-            self.matvec(&x[t * c..(t + 1) * c], &mut out[t * r..(t + 1) * r]);
-        }
-    }
 }
 
 #[cfg(test)]

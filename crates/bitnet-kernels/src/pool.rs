@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -18,16 +18,24 @@ const SPIN: Duration = Duration::from_micros(1000);
 
 /// One parallel call: tasks `0..n_tasks` of the closure `f`.
 struct Job {
-    /// The caller's closure, lifetime erased; valid until every worker has acknowledged.
+    /// The caller's closure, lifetime erased; valid while the job is open or entered.
     f: *const (dyn Fn(usize) + Sync),
     n_tasks: usize,
     next: AtomicUsize,
-    acks: AtomicUsize,
     panicked: AtomicBool,
 }
 
+/// `state` packs the job generation (bits 33..), an "open" flag (bit 32) and the number of
+/// workers inside the job (bits 0..32). A worker may only touch the job after entering it
+/// (incrementing the count while the flag is set and the generation is the one it woke for);
+/// the caller closes the job (clears the flag) only when the count is zero. So a worker that
+/// wakes late never touches a finished job, and the caller never waits for sleeping workers.
+const OPEN: u64 = 1 << 32;
+const GEN_SHIFT: u32 = 33;
+const ACTIVE_MASK: u64 = OPEN - 1;
+
 struct Shared {
-    generation: AtomicUsize,
+    state: AtomicU64,
     job: AtomicPtr<Job>,
     sleepers: AtomicUsize,
     shutdown: AtomicBool,
@@ -83,7 +91,7 @@ pub fn num_threads() -> usize {
 impl Pool {
     fn start(n: usize) -> Pool {
         let shared = Arc::new(Shared {
-            generation: AtomicUsize::new(0),
+            state: AtomicU64::new(0),
             job: AtomicPtr::new(std::ptr::null_mut()),
             sleepers: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
@@ -102,9 +110,24 @@ impl Pool {
         Pool { shared, workers }
     }
 
+    /// Publish a new generation (closed or open); the caller holds the POOL lock and no job
+    /// is open, so no worker modifies `state` concurrently.
+    fn publish(&self, open: bool) {
+        let sh = &self.shared;
+        let gen = (sh.state.load(Ordering::SeqCst) >> GEN_SHIFT) + 1;
+        sh.state.store(
+            (gen << GEN_SHIFT) | if open { OPEN } else { 0 },
+            Ordering::SeqCst,
+        );
+        if sh.sleepers.load(Ordering::SeqCst) > 0 {
+            let _l = sh.lock.lock().unwrap_or_else(|e| e.into_inner());
+            sh.cvar.notify_all();
+        }
+    }
+
     fn stop(self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
-        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+        self.publish(false);
         {
             let _l = self.shared.lock.lock().unwrap_or_else(|e| e.into_inner());
             self.shared.cvar.notify_all();
@@ -117,13 +140,13 @@ impl Pool {
 
 fn worker(shared: &Shared) {
     IN_POOL.with(|c| c.set(true));
-    let mut seen = 0usize;
+    let mut seen = 0u64;
     loop {
         // Wait for a new generation: spin, then sleep.
         let start = Instant::now();
         let mut spins = 0u32;
         let gen = loop {
-            let g = shared.generation.load(Ordering::Acquire);
+            let g = shared.state.load(Ordering::Acquire) >> GEN_SHIFT;
             if g != seen {
                 break g;
             }
@@ -132,7 +155,7 @@ fn worker(shared: &Shared) {
                 let mut l = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
                 shared.sleepers.fetch_add(1, Ordering::SeqCst);
                 let g = loop {
-                    let g = shared.generation.load(Ordering::SeqCst);
+                    let g = shared.state.load(Ordering::SeqCst) >> GEN_SHIFT;
                     if g != seen {
                         break g;
                     }
@@ -147,16 +170,32 @@ fn worker(shared: &Shared) {
         if shared.shutdown.load(Ordering::SeqCst) {
             return;
         }
-        // SAFETY: the publisher stored a valid job before bumping the generation and does not
-        // return (so the job and its closure stay alive) until this worker's ack below.
-        let job = unsafe { &*shared.job.load(Ordering::Acquire) };
-        run_tasks(job);
-        job.acks.fetch_add(1, Ordering::Release);
+        // Enter the job if it is still open for this generation.
+        let mut s = shared.state.load(Ordering::Acquire);
+        let entered = loop {
+            if s >> GEN_SHIFT != gen || s & OPEN == 0 {
+                break false;
+            }
+            match shared
+                .state
+                .compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break true,
+                Err(now) => s = now,
+            }
+        };
+        if entered {
+            // SAFETY: the job stays alive while this worker is counted in `state` (the caller
+            // closes it only when the count is zero, and returns only after closing).
+            let job = unsafe { &*shared.job.load(Ordering::Acquire) };
+            run_tasks(job);
+            shared.state.fetch_sub(1, Ordering::Release);
+        }
     }
 }
 
 fn run_tasks(job: &Job) {
-    // SAFETY: see `Job::f`: the closure outlives every use before the ack.
+    // SAFETY: see `Job::f`: the closure outlives every use by an entered thread.
     let f = unsafe { &*job.f };
     loop {
         let i = job.next.fetch_add(1, Ordering::Relaxed);
@@ -170,7 +209,8 @@ fn run_tasks(job: &Job) {
 }
 
 /// Run `f(0), f(1), .., f(n_tasks − 1)` on the pool (the caller takes part); returns when all
-/// are done. Tasks are handed out dynamically. A nested call from inside a task runs serially.
+/// are done. Tasks are handed out dynamically, so a worker that is descheduled simply takes
+/// none. A nested call from inside a task runs serially.
 pub fn parallel_for<F: Fn(usize) + Sync>(n_tasks: usize, f: F) {
     if n_tasks == 0 {
         return;
@@ -186,16 +226,15 @@ pub fn parallel_for<F: Fn(usize) + Sync>(n_tasks: usize, f: F) {
     let Some(pool) = guard.as_ref() else {
         unreachable!()
     };
-    let nworkers = pool.workers.len();
-    if nworkers == 0 {
+    if pool.workers.is_empty() {
         drop(guard);
         (0..n_tasks).for_each(f);
         return;
     }
     let shared = &pool.shared;
     let fref: &(dyn Fn(usize) + Sync) = &f;
-    // SAFETY: only the lifetime is erased; we wait below until every worker has acknowledged
-    // this job, after which no worker touches `f` again.
+    // SAFETY: only the lifetime is erased; the job is closed (no worker inside, none can
+    // enter) before this function returns, so no worker touches `f` afterwards.
     let fptr: *const (dyn Fn(usize) + Sync + 'static) = unsafe {
         std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const (dyn Fn(usize) + Sync)>(
             fref,
@@ -205,28 +244,40 @@ pub fn parallel_for<F: Fn(usize) + Sync>(n_tasks: usize, f: F) {
         f: fptr,
         n_tasks,
         next: AtomicUsize::new(0),
-        acks: AtomicUsize::new(0),
         panicked: AtomicBool::new(false),
     };
     shared
         .job
-        .store(&job as *const Job as *mut Job, Ordering::Release);
-    shared.generation.fetch_add(1, Ordering::SeqCst);
-    if shared.sleepers.load(Ordering::SeqCst) > 0 {
-        let _l = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
-        shared.cvar.notify_all();
-    }
+        .store(&job as *const Job as *mut Job, Ordering::SeqCst);
+    pool.publish(true);
     IN_POOL.with(|c| c.set(true));
     run_tasks(&job);
     IN_POOL.with(|c| c.set(false));
+    // Close: wait until no worker is inside, then clear the open flag atomically.
     let mut spins = 0u32;
-    while job.acks.load(Ordering::Acquire) < nworkers {
+    let mut s = shared.state.load(Ordering::Acquire);
+    loop {
+        if s & ACTIVE_MASK == 0 {
+            match shared.state.compare_exchange_weak(
+                s,
+                s & !OPEN,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => {
+                    s = now;
+                    continue;
+                }
+            }
+        }
         spins = spins.wrapping_add(1);
         if spins > 1 << 14 {
             std::thread::yield_now();
         } else {
             std::hint::spin_loop();
         }
+        s = shared.state.load(Ordering::Acquire);
     }
     shared.job.store(std::ptr::null_mut(), Ordering::Release);
     drop(guard);

@@ -94,13 +94,23 @@ impl TernaryMatrix {
         let panels = rows.div_ceil(PANEL);
         // Padding encodes w = 0 (u = 1): 0b01010101.
         let mut packed = vec![Chunk([0x55; CHUNK]); panels * nq];
-        for r in 0..rows {
-            let (p, lane) = (r / PANEL, r % PANEL);
-            let row = &trits[r * cols..(r + 1) * cols];
-            for (c, &t) in row.iter().enumerate() {
-                let (q, s, j) = (c / KSTEP, (c % KSTEP) / 4, c % 4);
-                let byte = &mut packed[p * nq + q].0[lane * 4 + j];
-                *byte = (*byte & !(3 << (2 * s))) | (((t + 1) as u8) << (2 * s));
+        for (p, panel) in packed.chunks_mut(nq.max(1)).enumerate().take(panels) {
+            for lane in 0..PANEL.min(rows - p * PANEL) {
+                let r = p * PANEL + lane;
+                let row = &trits[r * cols..(r + 1) * cols];
+                for (q, ch) in panel.iter_mut().enumerate() {
+                    let c0 = q * KSTEP;
+                    let mut w = [0i8; KSTEP]; // zero padding (u = 1)
+                    let cn = (cols - c0).min(KSTEP);
+                    w[..cn].copy_from_slice(&row[c0..c0 + cn]);
+                    for j in 0..4 {
+                        let mut b = 0u8;
+                        for s in 0..4 {
+                            b |= ((w[4 * s + j] + 1) as u8) << (2 * s);
+                        }
+                        ch.0[lane * 4 + j] = b;
+                    }
+                }
             }
         }
         Ok(TernaryMatrix {

@@ -1,0 +1,192 @@
+//! Kernel microbenchmarks at the BitNet b1.58 2B4T shapes (no external harness).
+//!
+//! `cargo bench -p bitnet-kernels [-- FILTER]` prints, per ISA path and thread count:
+//! * `bw`: a streaming read of 1 GiB (the memory-bandwidth floor the kernels are judged by);
+//! * `gemv`: ternary matvec per shape, weights cycled through > 512 MiB of copies so they come
+//!   from DRAM as in decode (GB/s of packed weights, GOPS = 2·rows·cols/s);
+//! * `gemm`: ternary matmul with 128 tokens (prefill; weights cache-resident, GOPS);
+//! * `head`: the tied F16 / Q8 output head (128256 × 2560) GEMV;
+//! * `token`: one full decode token of 2B4T weights (30 layers + head) as tokens/s, against
+//!   the bandwidth floor.
+//!
+//! Environment: `BENCH_THREADS=1,2` (default 1,2), `BENCH_SECS` (per measurement, default 0.5).
+
+use bitnet_kernels::{
+    available_isas, parallel_for, quantize_activations_with, set_num_threads, DenseMatrix, Isa,
+    TernaryMatrix,
+};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn f32(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+fn secs() -> f64 {
+    std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.5)
+}
+
+/// Run `f` repeatedly for about `secs()`; return the median seconds per call.
+fn time<F: FnMut()>(mut f: F) -> f64 {
+    f();
+    let budget = Duration::from_secs_f64(secs());
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    while start.elapsed() < budget || samples.len() < 3 {
+        let t = Instant::now();
+        f();
+        samples.push(t.elapsed().as_secs_f64());
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    samples[samples.len() / 2]
+}
+
+fn trits(rng: &mut Rng, n: usize) -> Vec<i8> {
+    (0..n).map(|_| (rng.next() % 3) as i8 - 1).collect()
+}
+
+/// Streaming read of `buf` split across the pool; returns GB/s.
+fn bandwidth(buf: &[u64], threads: usize) -> f64 {
+    set_num_threads(threads);
+    let chunks = threads * 8;
+    let per = buf.len() / chunks;
+    let s = time(|| {
+        let sums: Vec<std::sync::atomic::AtomicU64> = (0..chunks).map(|_| 0.into()).collect();
+        parallel_for(chunks, |i| {
+            let part = &buf[i * per..(i + 1) * per];
+            // Eight independent lanes so the loop is load-bound, not add-latency-bound.
+            let mut acc = [0u64; 8];
+            for c in part.chunks_exact(8) {
+                for k in 0..8 {
+                    acc[k] = acc[k].wrapping_add(c[k]);
+                }
+            }
+            sums[i].store(
+                acc.iter().fold(0, |a, &b| a ^ b),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        });
+        black_box(&sums);
+    });
+    (per * chunks * 8) as f64 / s / 1e9
+}
+
+const SHAPES: [(&str, usize, usize); 4] = [
+    ("q/o 2560x2560", 2560, 2560),
+    ("k/v 640x2560", 640, 2560),
+    ("gate/up 6912x2560", 6912, 2560),
+    ("down 2560x6912", 2560, 6912),
+];
+
+fn main() {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    let threads: Vec<usize> = std::env::var("BENCH_THREADS")
+        .unwrap_or_else(|_| "1,2".into())
+        .split(',')
+        .filter_map(|t| t.trim().parse().ok())
+        .collect();
+    let isas = available_isas();
+    println!("# bitnet-kernels bench; ISAs available: {isas:?}; threads {threads:?}");
+    let mut rng = Rng(1);
+
+    let mut bw = vec![0f64; threads.iter().max().copied().unwrap_or(1) + 1];
+    if want("bw") || want("token") {
+        let buf: Vec<u64> = (0..(1usize << 27)).map(|i| i as u64).collect(); // 1 GiB
+        for &t in &threads {
+            bw[t] = bandwidth(&buf, t);
+            println!(
+                "bw      read 1 GiB                 threads={t}  {:7.2} GB/s",
+                bw[t]
+            );
+        }
+    }
+
+    if want("gemv") {
+        for &(name, rows, cols) in &SHAPES {
+            let w = TernaryMatrix::from_trits(rows, cols, &trits(&mut rng, rows * cols), 1.0)
+                .expect("shape");
+            let copies = ((512usize << 20) / w.bytes()).max(1);
+            let ws: Vec<TernaryMatrix> = (0..copies).map(|_| w.clone()).collect();
+            let xq: Vec<i8> = (0..cols).map(|_| (rng.next() >> 56) as i8).collect();
+            let mut out = vec![0f32; rows];
+            for &isa in &isas {
+                for &t in &threads {
+                    set_num_threads(t);
+                    let mut k = 0;
+                    let s = time(|| {
+                        for wk in &ws[k % copies..(k % copies + 8).min(copies)] {
+                            wk.matvec_with(isa, &xq, 1.0, &mut out);
+                        }
+                        k += 8;
+                    }) / 8f64.min(copies as f64);
+                    println!(
+                        "gemv    {name:<22} {isa:<6} threads={t}  {:8.1} us  {:6.2} GB/s  {:6.1} GOPS",
+                        s * 1e6,
+                        w.bytes() as f64 / s / 1e9,
+                        2.0 * (rows * cols) as f64 / s / 1e9
+                    );
+                }
+            }
+        }
+    }
+
+    if want("gemm") {
+        let n = 128;
+        for &(name, rows, cols) in &SHAPES {
+            let w = TernaryMatrix::from_trits(rows, cols, &trits(&mut rng, rows * cols), 1.0)
+                .expect("shape");
+            let xq: Vec<i8> = (0..n * cols).map(|_| (rng.next() >> 56) as i8).collect();
+            let xs = vec![1.0f32; n];
+            let mut out = vec![0f32; n * rows];
+            for &isa in &isas {
+                for &t in &threads {
+                    set_num_threads(t);
+                    let s = time(|| w.matmul_with(isa, &xq, &xs, &mut out));
+                    println!(
+                        "gemm    {name:<22} {isa:<6} threads={t}  n={n} {:8.1} us  {:6.1} GOPS",
+                        s * 1e6,
+                        2.0 * (n * rows * cols) as f64 / s / 1e9
+                    );
+                }
+            }
+        }
+    }
+
+    if want("quant") {
+        let x: Vec<f32> = (0..6912).map(|_| rng.f32()).collect();
+        let mut q = vec![0i8; 6912];
+        for &isa in &isas {
+            let s = time(|| {
+                for _ in 0..100 {
+                    black_box(quantize_activations_with(isa, &x, &mut q));
+                }
+            }) / 100.0;
+            println!(
+                "quant   6912 f32 -> i8          {isa:<6}            {:8.2} us",
+                s * 1e6
+            );
+        }
+    }
+    let _ = DenseMatrix::F32 {
+        rows: 0,
+        cols: 0,
+        data: vec![],
+    };
+    let _ = Isa::Scalar;
+}

@@ -1,0 +1,178 @@
+//! Dense (non-ternary) matrices: embeddings and the output head.
+//!
+//! F32/F16 rows are stored row-major as given; GEMV is vectorised (F16C / AVX-512 conversion,
+//! 4 rows per pass sharing the activation loads) and split over the pool by row blocks. The
+//! opt-in [`Q8Matrix`] (int8 weights with one scale per row, int8 activations) halves the
+//! bytes of an F16 head at a measurable accuracy cost (see [`crate::logit_divergence`]).
+
+mod q8;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use q8::Q8Matrix;
+
+use crate::isa::{active_isa, Isa};
+use crate::pool::{parallel_for, SharedMut};
+use half::f16;
+
+/// A dense (non-ternary) matrix: embeddings, output heads.
+#[derive(Clone, Debug)]
+pub enum DenseMatrix {
+    /// Row-major f32, `data.len() == rows·cols`.
+    F32 {
+        rows: usize,
+        cols: usize,
+        data: Vec<f32>,
+    },
+    /// Row-major f16, `data.len() == rows·cols`.
+    F16 {
+        rows: usize,
+        cols: usize,
+        data: Vec<f16>,
+    },
+    /// Int8 with per-row scales (opt-in `--head q8`), in the kernels' panel layout.
+    Q8(Q8Matrix),
+}
+
+/// Rows per pool task for dense GEMV.
+const ROWS_PER_TASK: usize = 256;
+
+impl DenseMatrix {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        match self {
+            DenseMatrix::F32 { rows, .. } | DenseMatrix::F16 { rows, .. } => *rows,
+            DenseMatrix::Q8(m) => m.rows(),
+        }
+    }
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        match self {
+            DenseMatrix::F32 { cols, .. } | DenseMatrix::F16 { cols, .. } => *cols,
+            DenseMatrix::Q8(m) => m.cols(),
+        }
+    }
+    /// Bytes the weights occupy in memory.
+    pub fn bytes(&self) -> usize {
+        match self {
+            DenseMatrix::F32 { data, .. } => data.len() * 4,
+            DenseMatrix::F16 { data, .. } => data.len() * 2,
+            DenseMatrix::Q8(m) => m.bytes(),
+        }
+    }
+
+    /// An int8 copy with per-row scales (for `--head q8`).
+    pub fn to_q8(&self) -> DenseMatrix {
+        match self {
+            DenseMatrix::Q8(m) => DenseMatrix::Q8(m.clone()),
+            _ => {
+                let (r, c) = (self.rows(), self.cols());
+                let mut row = vec![0f32; c];
+                DenseMatrix::Q8(Q8Matrix::from_rows(r, c, |i, out| {
+                    self.row_into(i, &mut row);
+                    out.copy_from_slice(&row);
+                }))
+            }
+        }
+    }
+
+    /// Copy row `i` into `out` as f32 (embedding lookup; Q8 rows are dequantized).
+    pub fn row_into(&self, i: usize, out: &mut [f32]) {
+        let c = self.cols();
+        assert_eq!(out.len(), c, "row_into: out length != cols");
+        assert!(i < self.rows(), "row_into: row {i} out of range");
+        match self {
+            DenseMatrix::F32 { data, .. } => out.copy_from_slice(&data[i * c..(i + 1) * c]),
+            DenseMatrix::F16 { data, .. } => {
+                for (o, v) in out.iter_mut().zip(&data[i * c..(i + 1) * c]) {
+                    *o = v.to_f32();
+                }
+            }
+            DenseMatrix::Q8(m) => m.row_into(i, out),
+        }
+    }
+
+    /// `out[r] = Σ_c W[r,c]·x[c]` (`x`: cols, `out`: rows) on the [`active_isa`] path.
+    pub fn matvec(&self, x: &[f32], out: &mut [f32]) {
+        self.matvec_with(active_isa(), x, out)
+    }
+
+    /// [`matvec`](Self::matvec) on a chosen path (clamped to what the CPU supports).
+    pub fn matvec_with(&self, isa: Isa, x: &[f32], out: &mut [f32]) {
+        let (rows, cols) = (self.rows(), self.cols());
+        assert_eq!(x.len(), cols, "matvec: x length != cols");
+        assert_eq!(out.len(), rows, "matvec: out length != rows");
+        let isa = isa.clamp_available();
+        if let DenseMatrix::Q8(m) = self {
+            return m.matvec_with(isa, x, out);
+        }
+        let n_tasks = rows.div_ceil(ROWS_PER_TASK);
+        let outp = SharedMut(out.as_mut_ptr());
+        parallel_for(n_tasks, |task| {
+            let r0 = task * ROWS_PER_TASK;
+            let r1 = (r0 + ROWS_PER_TASK).min(rows);
+            // SAFETY: tasks write disjoint row ranges r0..r1 of `out` (rows long), which
+            // outlives parallel_for.
+            let o = unsafe { outp.slice(r0, r1 - r0) };
+            match self {
+                DenseMatrix::F32 { data, .. } => f32_rows(isa, &data[r0 * cols..r1 * cols], x, o),
+                DenseMatrix::F16 { data, .. } => f16_rows(isa, &data[r0 * cols..r1 * cols], x, o),
+                DenseMatrix::Q8(_) => unreachable!(),
+            }
+        });
+    }
+
+    /// The same for `n` rows of `x` (n × cols) into `out` (n × rows).
+    pub fn matmul(&self, x: &[f32], n: usize, out: &mut [f32]) {
+        let (r, c) = (self.rows(), self.cols());
+        assert_eq!(x.len(), n * c, "matmul: x length != n × cols");
+        assert_eq!(out.len(), n * r, "matmul: out length != n × rows");
+        for t in 0..n {
+            self.matvec(&x[t * c..(t + 1) * c], &mut out[t * r..(t + 1) * r]);
+        }
+    }
+}
+
+/// Rows of an f32 matrix (`w`: out.len() × x.len()).
+fn f32_rows(isa: Isa, w: &[f32], x: &[f32], out: &mut [f32]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` is clamped to what the CPU supports.
+        Isa::Avx512 => unsafe { x86::f32_rows_avx512(w, x, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { x86::f32_rows_avx2(w, x, out) },
+        _ => {
+            let c = x.len();
+            for (r, o) in out.iter_mut().enumerate() {
+                *o = w[r * c..(r + 1) * c]
+                    .iter()
+                    .zip(x)
+                    .map(|(a, b)| a * b)
+                    .sum();
+            }
+        }
+    }
+}
+
+/// Rows of an f16 matrix (`w`: out.len() × x.len()).
+fn f16_rows(isa: Isa, w: &[f16], x: &[f32], out: &mut [f32]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` is clamped to what the CPU supports.
+        Isa::Avx512 => unsafe { x86::f16_rows_avx512(w, x, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { x86::f16_rows_avx2(w, x, out) },
+        _ => {
+            let c = x.len();
+            for (r, o) in out.iter_mut().enumerate() {
+                *o = w[r * c..(r + 1) * c]
+                    .iter()
+                    .zip(x)
+                    .map(|(a, b)| a.to_f32() * b)
+                    .sum();
+            }
+        }
+    }
+}
