@@ -180,12 +180,14 @@ pub(crate) fn read_config(dir: &Path) -> Result<(Config, QuantConfig)> {
             let divides = match qj.opt_str("linear_class")?.unwrap_or("bitlinear") {
                 "bitlinear" => true,
                 "autobitlinear" => false,
-                other => return Err(qj.bad(
-                    "linear_class",
-                    format!(
+                other => {
+                    return Err(qj.bad(
+                        "linear_class",
+                        format!(
                         "{other:?} is not supported (expected \"bitlinear\" or \"autobitlinear\")"
                     ),
-                )),
+                    ))
+                }
             };
             let mode = match qj.opt_str("quantization_mode")?.unwrap_or("offline") {
                 "offline" => WeightMode::Packed { divides },

@@ -1,0 +1,150 @@
+//! The KV cache: token-by-token decoding and chunked prefill give the logits of one full
+//! batched pass; misuse (overflow, gaps, bad ids) is an error, never a panic.
+
+mod common;
+
+use bitnet_model::{argmax, rel_l2, Logits, Model, ModelError, State};
+
+fn models() -> Vec<(&'static str, Model)> {
+    let Some(s) = common::shared() else {
+        return Vec::new();
+    };
+    vec![
+        (
+            "tinystories-3m",
+            Model::load(s.join("data/real-models/bitllama2c-tinystories-3m")).unwrap(),
+        ),
+        (
+            "bitnetcpp-tiny I2_S",
+            Model::load(s.join("data/bitnetcpp/tiny/model-i2_s.gguf")).unwrap(),
+        ),
+    ]
+}
+
+const IDS: [u32; 12] = [1, 17, 300, 42, 5, 99, 250, 7, 400, 3, 3, 128];
+
+/// Per-position comparison: the residual stream is bit-identical between paths (integer
+/// ternary products), only the head's float summation order may differ.
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    let err = rel_l2(got, want);
+    assert!(err <= 1e-5, "{what}: rel L2 {err:e}");
+    assert_eq!(argmax(got), argmax(want), "{what}: argmax");
+}
+
+#[test]
+fn decode_token_by_token_equals_full_forward() {
+    for (name, m) in models() {
+        let v = m.config.vocab_size;
+        let full = common::all_logits(&m, &IDS);
+        let mut st = m.new_state(IDS.len()).unwrap();
+        for (t, &id) in IDS.iter().enumerate() {
+            assert_eq!(st.pos(), t);
+            let l = m.forward(&mut st, &[id], t, Logits::Last).unwrap();
+            assert_close(
+                l,
+                &full[t * v..(t + 1) * v],
+                &format!("{name} decode position {t}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn chunked_and_split_prefill_equal_one_pass() {
+    for (name, m) in models() {
+        let v = m.config.vocab_size;
+        let full = common::all_logits(&m, &IDS);
+        let last = &full[(IDS.len() - 1) * v..];
+        // Prefill in chunks of 5 (max_batch 5), Logits::Last.
+        let mut st = State::new(&m.config, 64, 5).unwrap();
+        let l = m.forward(&mut st, &IDS, 0, Logits::Last).unwrap();
+        assert_close(l, last, &format!("{name} chunked prefill"));
+        assert_eq!(st.pos(), IDS.len());
+        // Batched prefill of 7, then a batched pass of the other 5 with all logits.
+        let mut st = m.new_state(64).unwrap();
+        m.forward(&mut st, &IDS[..7], 0, Logits::Last).unwrap();
+        let rest = m.forward(&mut st, &IDS[7..], 7, Logits::All).unwrap();
+        for t in 7..IDS.len() {
+            assert_close(
+                &rest[(t - 7) * v..(t - 6) * v],
+                &full[t * v..(t + 1) * v],
+                &format!("{name} split pass position {t}"),
+            );
+        }
+        // Rewind: re-running from position 4 overwrites the cache and gives the same logits.
+        let again = m.forward(&mut st, &IDS[4..], 4, Logits::All).unwrap();
+        assert_close(again, &full[4 * v..], &format!("{name} rewind"));
+    }
+}
+
+#[test]
+fn misuse_is_an_error() {
+    for (name, m) in models() {
+        let mut st = m.new_state(8).unwrap();
+        // Context overflow.
+        let e = m.forward(&mut st, &IDS, 0, Logits::Last).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ModelError::ContextOverflow {
+                    start: 0,
+                    end: 12,
+                    context: 8
+                }
+            ),
+            "{name}: {e}"
+        );
+        assert!(e.to_string().contains("context overflow"), "{e}");
+        m.forward(&mut st, &IDS[..8], 0, Logits::Last).unwrap();
+        let e = m.forward(&mut st, &[5], 8, Logits::Last).unwrap_err();
+        assert!(
+            matches!(e, ModelError::ContextOverflow { .. }),
+            "{name}: {e}"
+        );
+        // A gap in positions.
+        st.reset();
+        let e = m.forward(&mut st, &[1], 3, Logits::Last).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ModelError::PositionGap {
+                    start: 3,
+                    filled: 0
+                }
+            ),
+            "{name}: {e}"
+        );
+        // Token out of range, empty input: nothing is written.
+        let bad = m.config.vocab_size as u32;
+        let e = m.forward(&mut st, &[1, bad], 0, Logits::Last).unwrap_err();
+        assert!(
+            matches!(e, ModelError::TokenOutOfRange { index: 1, .. }),
+            "{name}: {e}"
+        );
+        assert_eq!(st.pos(), 0);
+        assert!(matches!(
+            m.forward(&mut st, &[], 0, Logits::Last),
+            Err(ModelError::EmptyInput)
+        ));
+        // All logits of more tokens than a pass holds.
+        let mut small = State::new(&m.config, 32, 4).unwrap();
+        let e = m.forward(&mut small, &IDS, 0, Logits::All).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ModelError::BatchTooLarge {
+                    n: 12,
+                    max_batch: 4
+                }
+            ),
+            "{name}: {e}"
+        );
+    }
+    // A state made for another model shape is refused.
+    let ms = models();
+    if ms.len() == 2 {
+        let mut st = ms[0].1.new_state(8).unwrap();
+        let e = ms[1].1.forward(&mut st, &[1], 0, Logits::Last).unwrap_err();
+        assert!(matches!(e, ModelError::StateMismatch(_)), "{e}");
+    }
+}
