@@ -6,9 +6,16 @@
 //! * [`generate`]: the prefill + token-by-token decode loop, generic over the small
 //!   [`generate::LanguageModel`] and [`generate::TokenDecoder`] traits, with stop tokens, stop
 //!   strings, max-token and context limits, streaming text, timings and cancellation.
+//! * [`ModelRunner`] (feature `model`, on by default): the [`LanguageModel`] implementation
+//!   for bitnet-model's `Model` and its KV-cached `State`.
 
 pub mod generate;
+#[cfg(feature = "model")]
+mod model_runner;
 pub mod sampling;
+
+#[cfg(feature = "model")]
+pub use model_runner::ModelRunner;
 
 pub use generate::{
     generate, FinishReason, GenerateConfig, GenerateError, Generation, LanguageModel, StopReason,

@@ -20,6 +20,7 @@ mod config;
 mod penalties;
 mod rng;
 mod sampler;
+mod select;
 
 pub use config::SamplerConfig;
 pub use rng::Rng;

@@ -1,11 +1,10 @@
 //! The [`Sampler`]: preallocated scratch, seeded RNG, and the stage chain documented in
 //! [`super`].
 
-use std::cmp::Ordering;
-
 use super::config::SamplerConfig;
 use super::penalties::Penalties;
 use super::rng::{fresh_seed, Rng};
+use super::select::{all_candidates, by_logit_desc, top_k_candidates, top_p_cut};
 use super::SamplingError;
 
 /// One surviving token of the final distribution.
@@ -18,14 +17,6 @@ pub struct Candidate {
     /// Its final probability (after every filter, temperature and softmax); the candidates'
     /// probabilities sum to 1.
     pub p: f32,
-}
-
-/// Descending logit, ties towards the lower id: the order every filter uses.
-fn by_logit_desc(a: &Candidate, b: &Candidate) -> Ordering {
-    b.logit
-        .partial_cmp(&a.logit)
-        .unwrap_or(Ordering::Equal)
-        .then(a.id.cmp(&b.id))
 }
 
 /// Samples one token per step from a logits vector. Build once per vocabulary; every buffer is
@@ -156,14 +147,16 @@ impl Sampler {
         self.cands.clear();
         // 3. Greedy.
         if self.config.is_greedy() {
-            let mut best: Option<(usize, f32)> = None;
+            let (mut id, mut logit) = (usize::MAX, f32::NEG_INFINITY);
             for (i, &l) in logits.iter().enumerate() {
                 // Strict `>`: the first (lowest) id wins ties; NaN and -inf never win.
-                if l > f32::NEG_INFINITY && best.is_none_or(|(_, bl)| l > bl) {
-                    best = Some((i, l));
+                if l > logit {
+                    (id, logit) = (i, l);
                 }
             }
-            let (id, logit) = best.ok_or(SamplingError::NoCandidates)?;
+            if id == usize::MAX {
+                return Err(SamplingError::NoCandidates);
+            }
             self.cands.push(Candidate {
                 id: id as u32,
                 logit,
@@ -171,25 +164,16 @@ impl Sampler {
             });
             return Ok(());
         }
-        // Candidates: every token with a logit above -inf (NaN fails the test). +inf is
-        // clamped to f32::MAX so that the softmax below stays finite.
-        for (i, &l) in logits.iter().enumerate() {
-            if l > f32::NEG_INFINITY {
-                self.cands.push(Candidate {
-                    id: i as u32,
-                    logit: l.min(f32::MAX),
-                    p: 0.0,
-                });
-            }
+        // Candidates: every token with a logit above -inf (NaN fails the test); with top-k
+        // (4., k = 0: off) only the k best, selected in the same pass.
+        let k = self.config.top_k;
+        if k > 0 && k < logits.len() {
+            top_k_candidates(logits, k, &mut self.cands);
+        } else {
+            all_candidates(logits, &mut self.cands);
         }
         if self.cands.is_empty() {
             return Err(SamplingError::NoCandidates);
-        }
-        // 4. Top-k (k = 0: off).
-        let k = self.config.top_k;
-        if k > 0 && k < self.cands.len() {
-            self.cands.select_nth_unstable_by(k - 1, by_logit_desc);
-            self.cands.truncate(k);
         }
         let max = self
             .cands
@@ -204,7 +188,7 @@ impl Sampler {
         let top_p_total: f64 = if top_p < 1.0 {
             self.cands
                 .iter()
-                .map(|c| f64::from(c.logit - max).exp())
+                .map(|c| f64::from((c.logit - max).exp()))
                 .sum()
         } else {
             0.0
@@ -215,25 +199,14 @@ impl Sampler {
             self.cands.retain(|c| c.logit >= threshold);
         }
         if top_p < 1.0 {
-            self.cands.sort_unstable_by(by_logit_desc);
-            let mut cum = 0.0f64;
-            let mut keep = self.cands.len();
-            for (i, c) in self.cands.iter().enumerate() {
-                cum += f64::from(c.logit - max).exp() / top_p_total;
-                if cum >= f64::from(top_p) {
-                    keep = i + 1;
-                    break;
-                }
-            }
-            self.cands.truncate(keep.max(1));
+            top_p_cut(&mut self.cands, max, top_p_total, top_p);
         }
         // 7 + 8. Temperature and softmax: p ∝ exp((logit - max) / T).
         let t = self.config.temperature;
         let mut total = 0.0f64;
         for c in &mut self.cands {
-            let w = f64::from((c.logit - max) / t).exp();
-            c.p = w as f32;
-            total += w;
+            c.p = ((c.logit - max) / t).exp();
+            total += f64::from(c.p);
         }
         for c in &mut self.cands {
             c.p = (f64::from(c.p) / total) as f32;
