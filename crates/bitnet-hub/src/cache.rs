@@ -7,6 +7,7 @@
 //!   refs/<revision>              the commit a branch/tag pointed to, no newline
 //!   snapshots/<commit>/<path>    relative symlink to ../../blobs/<etag>
 //!   .no_exist/<commit>/<path>    empty marker: the repo has no such file at that commit
+//! <cache_dir>/.locks/models--owner--name/<etag>.lock   held (flock) while a blob downloads
 //! ```
 
 use std::collections::HashSet;
@@ -19,6 +20,7 @@ use crate::HubError;
 #[derive(Debug, Clone)]
 pub struct RepoCache {
     root: PathBuf,
+    locks: PathBuf,
 }
 
 /// True when `name` is a safe repo-relative path: `/`-separated, no empty, `.` or `..` parts,
@@ -45,6 +47,7 @@ impl RepoCache {
     pub fn new(cache_dir: &Path, spec: &RepoSpec) -> Self {
         RepoCache {
             root: cache_dir.join(spec.cache_folder_name()),
+            locks: cache_dir.join(".locks").join(spec.cache_folder_name()),
         }
     }
 
@@ -61,6 +64,24 @@ impl RepoCache {
     /// `blobs/<etag>.incomplete`.
     pub fn incomplete_path(&self, etag: &str) -> PathBuf {
         self.root.join("blobs").join(format!("{etag}.incomplete"))
+    }
+
+    /// `<cache_dir>/.locks/models--owner--name/<etag>.lock`, the lock file of one blob.
+    pub fn lock_path(&self, etag: &str) -> PathBuf {
+        self.locks.join(format!("{etag}.lock"))
+    }
+
+    /// Opens (creating) the lock file of a blob, ready for [`fd_lock::RwLock::write`].
+    pub fn blob_lock(&self, etag: &str) -> Result<fd_lock::RwLock<std::fs::File>, HubError> {
+        let path = self.lock_path(etag);
+        create_parent(&path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| HubError::io("cannot open lock file", &path, e))?;
+        Ok(fd_lock::RwLock::new(file))
     }
 
     /// `snapshots/<commit>/`.

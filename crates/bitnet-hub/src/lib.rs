@@ -164,6 +164,12 @@ fn fetch_file(
         meta: &meta,
         progress: opts.progress,
     };
+    // One process downloads a blob at a time (the others wait, then find it done).
+    let mut lock = cache.blob_lock(&meta.etag)?;
+    let lock_path = cache.lock_path(&meta.etag);
+    let _guard = lock
+        .write()
+        .map_err(|e| HubError::io("cannot lock", lock_path, e))?;
     let mut attempt = 0;
     loop {
         match download::fetch_blob(&job) {

@@ -504,3 +504,36 @@ fn several_ggufs_pick_by_selector_or_i2_s() {
     let err = resolve_model(&format!("{GGUF_REPO}:q8_0"), &off).unwrap_err();
     assert!(matches!(err, HubError::Offline { .. }), "{err}");
 }
+
+#[test]
+fn a_download_waits_for_the_blob_lock_held_by_another_process() {
+    let data = blob(40_000, 41);
+    let sha = sha256_hex(&data);
+    let hub = FakeHub::start(vec![gguf_repo(vec![FakeFile::lfs("m.gguf", data.clone())])]);
+    let tmp = tempfile::tempdir().unwrap();
+    let o = opts(&hub, &tmp);
+    // The lock file huggingface_hub uses for this blob.
+    let lock_path = tmp
+        .path()
+        .join("hub/.locks")
+        .join(format!("models--{}", GGUF_REPO.replace('/', "--")))
+        .join(format!("{sha}.lock"));
+    std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let mut lock = fd_lock::RwLock::new(std::fs::File::create(&lock_path).unwrap());
+    let guard = lock.write().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let o2 = o.clone();
+    let worker = std::thread::spawn(move || {
+        let r = resolve_model(GGUF_REPO, &o2);
+        let _ = tx.send(());
+        r
+    });
+    // While the lock is held the resolver must not finish (nor fetch the bytes).
+    assert!(rx
+        .recv_timeout(std::time::Duration::from_millis(400))
+        .is_err());
+    assert!(!hub.requests().iter().any(|r| r.path.starts_with("/cdn/")));
+    drop(guard);
+    let path = worker.join().unwrap().unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), data);
+}
