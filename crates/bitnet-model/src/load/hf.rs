@@ -305,11 +305,20 @@ pub(crate) struct HfSource {
     quant: QuantConfig,
     tied: bool,
     use_rms_norm: bool,
+    /// `model.safetensors` or the shard index, for errors about missing tensors.
+    weights_file: String,
 }
 
 impl HfSource {
     pub(crate) fn open(dir: &Path, config: &Config, quant: QuantConfig) -> Result<HfSource> {
+        let index = dir.join("model.safetensors.index.json");
+        let weights_file = if index.is_file() {
+            index
+        } else {
+            dir.join("model.safetensors")
+        };
         Ok(HfSource {
+            weights_file: weights_file.display().to_string(),
             set: SafetensorsSet::open(dir)?,
             quant,
             tied: config.tied_embeddings,
@@ -319,7 +328,7 @@ impl HfSource {
 
     fn entry(&self, name: &str) -> Result<&TensorEntry> {
         self.set.get(name).ok_or_else(|| ModelError::MissingTensor {
-            file: "model.safetensors".into(),
+            file: self.weights_file.clone(),
             name: name.into(),
         })
     }
