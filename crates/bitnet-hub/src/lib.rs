@@ -17,6 +17,8 @@
 //!   `i2_s` one, else an error listing them); a repo with `config.json` + `*.safetensors` gives
 //!   the snapshot folder with config, weights (+ index and shards), tokenizer files and
 //!   `generation_config.json`.
+//! - A hub page URL works too: `https://huggingface.co/owner/name[/tree/REV]` or
+//!   `https://huggingface.co/owner/name/blob/REV/FILE` (always fetched from `HubOptions::endpoint`).
 //! - `hf://` forces the hub reading for names that look like a missing local file
 //!   (`models/x.gguf` that does not exist is reported as a missing path).
 //!
@@ -65,7 +67,7 @@ pub fn resolve_model(spec: &str, opts: &HubOptions) -> Result<PathBuf, HubError>
             url,
             status,
             hint,
-        } if !spec.starts_with("hf://") => HubError::RepoNotFound {
+        } if !spec.starts_with("hf://") && !spec.contains("://") => HubError::RepoNotFound {
             repo,
             url,
             status,

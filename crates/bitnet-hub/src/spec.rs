@@ -13,6 +13,9 @@ pub struct RepoSpec {
     pub selector: Option<String>,
 }
 
+/// Hub page URLs accepted as specs.
+const HUB_URL_PREFIX: &str = "https://huggingface.co/";
+
 /// File extensions that make an `a/b.ext` spec read as a missing local file rather than a repo id.
 const FILE_LIKE_EXTS: &[&str] = &[
     ".gguf",
@@ -34,7 +37,13 @@ impl RepoSpec {
     ///
     /// `owner` and `name` use `[A-Za-z0-9._-]`, start and end alphanumeric, at most 96 chars,
     /// no `--` or `..` (the hub's rules).
+    ///
+    /// A page URL copied from the browser is accepted too:
+    /// `https://huggingface.co/owner/name[/tree/REV][/blob|resolve/REV/FILE]`.
     pub fn parse(spec: &str) -> Result<Self, HubError> {
+        if let Some(rest) = spec.strip_prefix(HUB_URL_PREFIX) {
+            return Self::parse_url_path(spec, rest);
+        }
         let invalid = |reason: &str| HubError::InvalidSpec {
             spec: spec.to_string(),
             reason: reason.to_string(),
@@ -84,6 +93,38 @@ impl RepoSpec {
             repo_id: repo_id.to_string(),
             revision,
             selector,
+        })
+    }
+
+    /// `owner/name[/tree/REV][/blob|resolve/REV/FILE]` from a hub page URL.
+    fn parse_url_path(spec: &str, rest: &str) -> Result<Self, HubError> {
+        let rest = rest
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('/');
+        let parts: Vec<&str> = rest.splitn(5, '/').collect();
+        let rewritten = match parts.as_slice() {
+            [owner, name] => format!("hf://{owner}/{name}"),
+            [owner, name, "tree", rev] => format!("hf://{owner}/{name}@{rev}"),
+            [owner, name, "blob" | "resolve", rev, file] => {
+                format!("hf://{owner}/{name}@{rev}:{file}")
+            }
+            _ => {
+                return Err(HubError::InvalidSpec {
+                    spec: spec.to_string(),
+                    reason: "expected a URL like https://huggingface.co/owner/name, \
+                             .../tree/REV or .../blob/REV/FILE"
+                        .into(),
+                })
+            }
+        };
+        Self::parse(&rewritten).map_err(|e| match e {
+            HubError::InvalidSpec { reason, .. } => HubError::InvalidSpec {
+                spec: spec.to_string(),
+                reason,
+            },
+            other => other,
         })
     }
 
@@ -178,6 +219,40 @@ mod tests {
             ok("hf://a/b.gguf"),
             ("a/b.gguf".into(), "main".into(), None)
         );
+    }
+
+    #[test]
+    fn parses_page_urls() {
+        assert_eq!(
+            ok("https://huggingface.co/microsoft/bitnet-b1.58-2B-4T-gguf"),
+            (
+                "microsoft/bitnet-b1.58-2B-4T-gguf".into(),
+                "main".into(),
+                None
+            )
+        );
+        assert_eq!(
+            ok("https://huggingface.co/microsoft/bitnet-b1.58-2B-4T/tree/main/"),
+            ("microsoft/bitnet-b1.58-2B-4T".into(), "main".into(), None)
+        );
+        assert_eq!(
+            ok("https://huggingface.co/o/n/blob/v2/sub/ggml-model-i2_s.gguf?download=true"),
+            (
+                "o/n".into(),
+                "v2".into(),
+                Some("sub/ggml-model-i2_s.gguf".into())
+            )
+        );
+        for bad in [
+            "https://huggingface.co/o",
+            "https://huggingface.co/o/n/commits/main",
+            "https://huggingface.co/o--x/n",
+        ] {
+            assert!(
+                matches!(RepoSpec::parse(bad), Err(HubError::InvalidSpec { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
