@@ -207,8 +207,14 @@ fn gguf_missing_key_and_unknown_architecture() {
     );
 }
 
+/// An edit of a parsed config.json.
+type ConfigEdit = dyn Fn(&mut serde_json::Value);
+
+/// An edit of one safetensors tensor `(name, shape, bytes)`; `None` drops it.
+type TensorEdit<'a> = dyn Fn(&str, Vec<usize>, Vec<u8>) -> Option<(Vec<usize>, Vec<u8>)> + 'a;
+
 /// A temp copy of an HF folder whose config.json is edited by `edit`.
-fn hf_copy(src: &Path, edit: &dyn Fn(&mut serde_json::Value)) -> tempfile::TempDir {
+fn hf_copy(src: &Path, edit: &ConfigEdit) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     for f in ["model.safetensors", "tokenizer.json"] {
         if src.join(f).exists() {
@@ -226,7 +232,7 @@ fn hf_copy(src: &Path, edit: &dyn Fn(&mut serde_json::Value)) -> tempfile::TempD
 fn hf_config_errors_name_the_key() {
     let Some(s) = common::shared() else { return };
     let ts = s.join("data/real-models/bitllama2c-tinystories-1m");
-    let cases: [(&str, &dyn Fn(&mut serde_json::Value), &str); 6] = [
+    let cases: [(&str, &ConfigEdit, &str); 6] = [
         (
             "hidden_size",
             &|c| {
@@ -292,7 +298,7 @@ fn write_safetensors(path: &Path, tensors: &[(String, String, Vec<usize>, Vec<u8
         off += data.len();
     }
     let mut h = serde_json::Value::Object(header).to_string().into_bytes();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
@@ -304,11 +310,7 @@ fn write_safetensors(path: &Path, tensors: &[(String, String, Vec<usize>, Vec<u8
 }
 
 /// The tensors of an HF folder, edited by `edit` (`None` drops one).
-fn rewrite_safetensors(
-    src: &Path,
-    dst: &Path,
-    edit: &dyn Fn(&str, Vec<usize>, Vec<u8>) -> Option<(Vec<usize>, Vec<u8>)>,
-) {
+fn rewrite_safetensors(src: &Path, dst: &Path, edit: &TensorEdit) {
     let set = SafetensorsSet::open(src).unwrap();
     let tensors: Vec<_> = set
         .tensors()
