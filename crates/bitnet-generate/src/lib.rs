@@ -18,8 +18,8 @@ pub mod sampling;
 pub use model_runner::ModelRunner;
 
 pub use generate::{
-    generate, FinishReason, GenerateConfig, GenerateError, Generation, LanguageModel, StopReason,
-    Timings, TokenDecoder,
+    generate, FinishReason, GenerateConfig, GenerateError, Generation, LanguageModel, Session,
+    StopReason, Timings, TokenDecoder,
 };
 
-pub use sampling::{Candidate, Sampler, SamplerConfig, SamplingError};
+pub use sampling::{parse_logit_bias, Candidate, Sampler, SamplerConfig, SamplingError};

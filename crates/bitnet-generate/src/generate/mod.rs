@@ -5,11 +5,13 @@
 //! UTF-8-safe detokenization) so it does not depend on the model or tokenizer crates.
 
 mod run;
+mod session;
 mod stop;
 mod timings;
 mod traits;
 
 pub use run::{generate, FinishReason, GenerateConfig, Generation, StopReason};
+pub use session::Session;
 pub use timings::Timings;
 pub use traits::{LanguageModel, TokenDecoder};
 

@@ -142,3 +142,68 @@ impl SamplerConfig {
         Ok(())
     }
 }
+
+/// Parses one llama.cpp `--logit-bias` value, `TOKEN_ID(+|-)BIAS`: `15043+1` adds 1 to
+/// token 15043's logit, `15043-1.5` subtracts 1.5, `15043-inf` bans the token.
+pub fn parse_logit_bias(s: &str) -> Result<(u32, f32), SamplingError> {
+    let bad = |why: &str| SamplingError::InvalidConfig {
+        field: "logit_bias",
+        reason: format!("{s:?}: {why} (expected TOKEN_ID+BIAS or TOKEN_ID-BIAS, e.g. 15043-inf)"),
+    };
+    let s_trim = s.trim();
+    let at = s_trim
+        .find(['+', '-'])
+        .ok_or_else(|| bad("no + or - sign"))?;
+    let (id, rest) = s_trim.split_at(at);
+    let id: u32 = id.trim().parse().map_err(|_| bad("bad token id"))?;
+    let value: f32 = rest[1..]
+        .trim()
+        .parse()
+        .map_err(|_| bad("bad bias value"))?;
+    if value.is_nan() {
+        return Err(bad("bias is NaN"));
+    }
+    let bias = if rest.starts_with('-') { -value } else { value };
+    if bias == f32::INFINITY {
+        return Err(bad("+inf is not allowed (use a large finite value)"));
+    }
+    Ok((id, bias))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logit_bias_syntax_of_llama_cpp() {
+        assert_eq!(parse_logit_bias("15043+1"), Ok((15043, 1.0)));
+        assert_eq!(parse_logit_bias("15043-1.5"), Ok((15043, -1.5)));
+        assert_eq!(parse_logit_bias("7-inf"), Ok((7, f32::NEG_INFINITY)));
+        assert_eq!(parse_logit_bias(" 2+0.25 "), Ok((2, 0.25)));
+        for bad in ["15043", "x+1", "1+", "1+abc", "1+inf", "-1+2", "1-nan"] {
+            assert!(
+                matches!(
+                    parse_logit_bias(bad),
+                    Err(SamplingError::InvalidConfig {
+                        field: "logit_bias",
+                        ..
+                    })
+                ),
+                "{bad:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_are_llama_cpp_and_greedy_detection() {
+        assert!(SamplerConfig::greedy().is_greedy());
+        assert!(!SamplerConfig::default().is_greedy());
+        assert!(!SamplerConfig::default().penalties_active());
+        let c = SamplerConfig {
+            repeat_penalty: 1.1,
+            repeat_last_n: 0,
+            ..SamplerConfig::default()
+        };
+        assert!(!c.penalties_active());
+    }
+}

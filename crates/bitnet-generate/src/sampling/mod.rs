@@ -22,7 +22,7 @@ mod rng;
 mod sampler;
 mod select;
 
-pub use config::SamplerConfig;
+pub use config::{parse_logit_bias, SamplerConfig};
 pub use rng::Rng;
 pub use sampler::{Candidate, Sampler};
 
