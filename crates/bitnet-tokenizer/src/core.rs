@@ -72,6 +72,11 @@ impl CoreTokenizer {
         }
     }
 
+    /// Replace the special ids / add-BOS defaults (e.g. from a model folder's configs).
+    pub fn set_special_tokens(&mut self, special: SpecialTokens) {
+        self.special = special;
+    }
+
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.engine

@@ -15,7 +15,7 @@ use crate::spm::{parse_byte_token, SpmModel};
 use crate::SpecialTokens;
 
 /// Spellings llama.cpp treats as end-of-generation.
-const EOG_SPELLINGS: &[&str] = &[
+pub(crate) const EOG_SPELLINGS: &[&str] = &[
     "<|eot_id|>",
     "<|im_end|>",
     "<|end|>",
@@ -28,7 +28,7 @@ const EOG_SPELLINGS: &[&str] = &[
     "<｜end▁of▁sentence｜>",
 ];
 /// Spellings that serve as end-of-turn when the GGUF names none.
-const EOT_SPELLINGS: &[&str] = &[
+pub(crate) const EOT_SPELLINGS: &[&str] = &[
     "<|eot_id|>",
     "<|im_end|>",
     "<|end|>",
@@ -228,6 +228,15 @@ pub fn from_gguf(f: &GgufFile) -> Result<CoreTokenizer> {
         if EOG_SPELLINGS.contains(&t.as_str()) {
             eog_extra.push(i as u32);
             attrs[i] |= attr::CONTROL;
+        }
+    }
+    // Converters (bitnet.cpp's among them) may store BOS/EOS/UNK as NORMAL tokens; treat the
+    // declared special ids as control tokens so they are not printed as text and chat
+    // templates that spell them out get the ids.
+    for id in [bos, eos, unk, eot, pad].into_iter().flatten() {
+        let a = &mut attrs[id as usize];
+        if *a & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) == 0 {
+            *a = (*a & !attr::NORMAL) | attr::CONTROL;
         }
     }
     let mut special = SpecialTokens {

@@ -14,17 +14,22 @@
 
 pub mod bpe;
 pub mod bytelevel;
+pub mod chat;
 pub mod core;
 pub mod error;
 mod fxhash;
 pub mod gguf_vocab;
+pub mod hf;
+pub mod loader;
 pub mod pretok;
+pub mod sentencepiece;
 pub mod special;
 pub mod spm;
 pub mod stream;
 pub mod tiktoken;
 
 pub use error::{Result, TokenizerError};
+pub use loader::{load_tokenizer, LoadedTokenizer};
 pub use stream::StreamDecoder;
 
 /// Special token ids and the default BOS/EOS behaviour of a vocabulary.

@@ -22,6 +22,10 @@ pub struct SpmModel {
     pub add_space_prefix: bool,
     /// Collapse runs of spaces and trim (SentencePiece's normalizer default).
     pub remove_extra_whitespaces: bool,
+    /// Characters that occur in some mergeable piece of two or more characters. Any other
+    /// character never takes part in a merge, so text can be cut around it without changing
+    /// the result (a large speed-up on multi-line text).
+    mergeable_chars: crate::fxhash::FxHashMap<char, ()>,
 }
 
 #[derive(PartialEq)]
@@ -66,9 +70,15 @@ impl SpmModel {
     ) -> SpmModel {
         let mut lookup = FxHashMap::default();
         let mut byte_tokens = [None; 256];
+        let mut mergeable_chars = FxHashMap::default();
         for (id, p) in pieces.iter().enumerate() {
             if mergeable(id) {
                 lookup.insert(p.as_bytes().to_vec(), id as u32);
+                if p.chars().nth(1).is_some() {
+                    for c in p.chars() {
+                        mergeable_chars.insert(c, ());
+                    }
+                }
             }
             if byte_ids(id) {
                 if let Some(b) = parse_byte_token(p) {
@@ -83,6 +93,7 @@ impl SpmModel {
             unk,
             add_space_prefix: true,
             remove_extra_whitespaces: false,
+            mergeable_chars,
         }
     }
 
@@ -92,6 +103,24 @@ impl SpmModel {
 
     /// Tokenize text whose spaces are already escaped as `▁`.
     pub fn encode_escaped(&self, text: &str, out: &mut Vec<u32>) {
+        // Cut around characters that never merge; each segment is independent.
+        let mut seg_start = 0;
+        for (i, c) in text.char_indices() {
+            if !self.mergeable_chars.contains_key(&c) {
+                if i > seg_start {
+                    self.encode_segment(&text[seg_start..i], out);
+                }
+                let end = i + c.len_utf8();
+                self.encode_segment(&text[i..end], out);
+                seg_start = end;
+            }
+        }
+        if seg_start < text.len() {
+            self.encode_segment(&text[seg_start..], out);
+        }
+    }
+
+    fn encode_segment(&self, text: &str, out: &mut Vec<u32>) {
         let bytes = text.as_bytes();
         // Symbols: byte ranges [start[i], start[i] + len[i]); len 0 = merged away.
         let mut start: Vec<usize> = Vec::new();
