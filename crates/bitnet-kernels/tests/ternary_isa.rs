@@ -86,6 +86,9 @@ fn bitnet_2b4t_shapes_every_isa() {
     {
         check(r, c, 1, 100 + i as u64);
         check(r, c, 3, 200 + i as u64);
+        if i % 2 == 1 {
+            check(r, c, 16 + i, 300 + i as u64); // pre-unpacked GEMM path
+        }
     }
 }
 

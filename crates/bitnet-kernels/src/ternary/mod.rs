@@ -216,11 +216,14 @@ impl TernaryMatrix {
     fn matmul_block(&self, isa: Isa, xq: &[i8], x_scales: &[f32], sums: &[i32], out: &mut [f32]) {
         let n = x_scales.len();
         let g = self.geom();
-        // Panels per task: enough tasks to balance, big enough to amortise dispatch.
-        let work_per_panel = g.nq * n;
+        // Tasks of whole panel pairs, about 4 per thread (handed out dynamically, so uneven
+        // progress balances); tiny products run inline without the pool.
         let threads = num_threads();
-        let min_panels = (4096 / work_per_panel.max(1)).max(1);
-        let per_task = (g.panels / (threads * 4)).max(min_panels).min(g.panels);
+        let per_task = if g.rows * g.cols * n < (1 << 18) {
+            g.panels
+        } else {
+            g.panels.div_ceil(threads * 4).max(2)
+        };
         let per_task = per_task.div_ceil(2) * 2; // kernels take panels in pairs
         let n_tasks = g.panels.div_ceil(per_task);
         // Each task writes only the rows of its panels (for every token): disjoint ranges.

@@ -8,6 +8,7 @@
 use super::{store_rows, Chunk, Geom, TernaryMatrix, KSTEP, PANEL};
 use crate::pool::SharedMut;
 use std::arch::x86_64::*;
+use std::cell::RefCell;
 
 /// Tokens per GEMM register tile (2 panels × 8 tokens = 16 accumulators).
 const T_TILE: usize = 8;
@@ -43,6 +44,36 @@ pub(super) unsafe fn panels(
                     gemv::<1>(wp, &g, xq, sx, x_scales[0], m.scale, p, out)
                 }
             }
+        } else if r == 2 && n >= PRE_UNPACK_MIN_TOKENS {
+            SCRATCH.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                let need = g.nq * 8;
+                if buf.len() < need {
+                    buf.resize(need, Chunk([0; 64]));
+                }
+                // SAFETY: wp points at 2·nq chunks; buf holds 8·nq chunks.
+                unsafe { unpack_pair(wp, g.nq, buf.as_mut_ptr()) };
+                let mut t0 = 0;
+                while t0 < n {
+                    let tn = (n - t0).min(T_TILE);
+                    // SAFETY: buf holds the unpacked pair; tokens t0..t0+tn exist.
+                    unsafe {
+                        gemm_pre_dispatch(
+                            tn,
+                            buf.as_ptr(),
+                            &g,
+                            xq,
+                            t0,
+                            x_scales,
+                            sums,
+                            m.scale,
+                            p,
+                            out,
+                        )
+                    };
+                    t0 += tn;
+                }
+            });
         } else {
             let mut t0 = 0;
             while t0 < n {
@@ -59,6 +90,137 @@ pub(super) unsafe fn panels(
             }
         }
         p += r;
+    }
+}
+
+/// From this many tokens on, a panel pair is unpacked once to bytes and reused by every token
+/// tile (the inner loop is then loads and `vpdpbusd` only).
+const PRE_UNPACK_MIN_TOKENS: usize = 16;
+
+thread_local! {
+    /// Per-thread unpacked panel pair (8·nq chunks); grows once, then reused.
+    static SCRATCH: RefCell<Vec<Chunk>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Unpack panels (p, p+1) to `u ∈ {0,1,2}` bytes: chunk `(q·4 + s)·2 + r` holds sub-step `s`
+/// of chunk q of panel r.
+///
+/// # Safety
+/// AVX-512 F/BW; `wp` points at `2·nq` chunks, `dst` at `8·nq` writable chunks.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn unpack_pair(wp: *const Chunk, nq: usize, dst: *mut Chunk) {
+    let m3 = _mm512_set1_epi8(3);
+    for q in 0..nq {
+        for r in 0..2 {
+            // SAFETY: chunk r·nq + q exists; destinations (q·4 + s)·2 + r < 8·nq; aligned.
+            unsafe {
+                let w = _mm512_load_si512(wp.add(r * nq + q) as *const __m512i);
+                let d = |s: usize| dst.add((q * 4 + s) * 2 + r) as *mut __m512i;
+                _mm512_store_si512(d(0), _mm512_and_si512(w, m3));
+                _mm512_store_si512(d(1), _mm512_and_si512(_mm512_srli_epi16::<2>(w), m3));
+                _mm512_store_si512(d(2), _mm512_and_si512(_mm512_srli_epi16::<4>(w), m3));
+                _mm512_store_si512(d(3), _mm512_and_si512(_mm512_srli_epi16::<6>(w), m3));
+            }
+        }
+    }
+}
+
+/// Pick the const tile width for `tn` tokens (pre-unpacked pair).
+///
+/// # Safety
+/// As for [`gemm_pre`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn gemm_pre_dispatch(
+    tn: usize,
+    up: *const Chunk,
+    g: &Geom,
+    xq: &[i8],
+    t0: usize,
+    x_scales: &[f32],
+    sums: &[i32],
+    scale: f32,
+    p: usize,
+    out: SharedMut<f32>,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match tn {
+            8 => gemm_pre::<8>(up, g, xq, t0, x_scales, sums, scale, p, out),
+            7 => gemm_pre::<7>(up, g, xq, t0, x_scales, sums, scale, p, out),
+            6 => gemm_pre::<6>(up, g, xq, t0, x_scales, sums, scale, p, out),
+            5 => gemm_pre::<5>(up, g, xq, t0, x_scales, sums, scale, p, out),
+            4 => gemm_pre::<4>(up, g, xq, t0, x_scales, sums, scale, p, out),
+            3 => gemm_pre::<3>(up, g, xq, t0, x_scales, sums, scale, p, out),
+            2 => gemm_pre::<2>(up, g, xq, t0, x_scales, sums, scale, p, out),
+            _ => gemm_pre::<1>(up, g, xq, t0, x_scales, sums, scale, p, out),
+        }
+    }
+}
+
+/// Tokens `t0..t0+T` × the unpacked panel pair at `up` (see [`unpack_pair`]).
+///
+/// # Safety
+/// AVX-512 F/BW/VNNI; `up` points at `8·nq` chunks; `xq` holds tokens `t0..t0+T`; see
+/// [`epilogue`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn gemm_pre<const T: usize>(
+    up: *const Chunk,
+    g: &Geom,
+    xq: &[i8],
+    t0: usize,
+    x_scales: &[f32],
+    sums: &[i32],
+    scale: f32,
+    p: usize,
+    out: SharedMut<f32>,
+) {
+    let cols = g.cols;
+    let xs_tok: [&[i8]; T] = std::array::from_fn(|t| &xq[(t0 + t) * cols..(t0 + t + 1) * cols]);
+    let tails: [[i8; KSTEP]; T] = std::array::from_fn(|t| tail16(xs_tok[t], g));
+    let mut acc = [[_mm512_setzero_si512(); T]; 2];
+    macro_rules! step {
+        ($q:expr, $xp:expr) => {{
+            for s in 0..4 {
+                // SAFETY: chunks (q·4 + s)·2 + {0,1} < 8·nq; aligned.
+                let (w0, w1) = unsafe {
+                    (
+                        _mm512_load_si512(up.add(($q * 4 + s) * 2) as *const __m512i),
+                        _mm512_load_si512(up.add(($q * 4 + s) * 2 + 1) as *const __m512i),
+                    )
+                };
+                for t in 0..T {
+                    let xp: *const i8 = $xp(t);
+                    // SAFETY: xp has 16 readable bytes; 4s + 4 <= 16.
+                    let xb = unsafe { bcast4(xp.add(4 * s)) };
+                    acc[0][t] = _mm512_dpbusd_epi32(acc[0][t], w0, xb);
+                    acc[1][t] = _mm512_dpbusd_epi32(acc[1][t], w1, xb);
+                }
+            }
+        }};
+    }
+    for q in 0..g.nq_full {
+        // SAFETY (in step): q·16 + 16 <= cols for each token row.
+        step!(q, |t: usize| unsafe { xs_tok[t].as_ptr().add(q * KSTEP) });
+    }
+    if g.nq > g.nq_full {
+        step!(g.nq_full, |t: usize| tails[t].as_ptr());
+    }
+    for (r, accr) in acc.iter().enumerate() {
+        for (t, &a) in accr.iter().enumerate() {
+            // SAFETY: forwarded from the caller.
+            unsafe {
+                epilogue(
+                    a,
+                    sums[t0 + t],
+                    x_scales[t0 + t],
+                    scale,
+                    g,
+                    p + r,
+                    t0 + t,
+                    out,
+                )
+            };
+        }
     }
 }
 
