@@ -1,0 +1,35 @@
+//! The error type of this crate.
+
+use bitnet_quants::QuantError;
+
+/// What went wrong while writing a checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Quant(#[from] QuantError),
+    /// A tensor generator wrote a different number of bytes than its declared size.
+    #[error("tensor {name:?}: wrote {got} bytes, declared {expected}")]
+    SizeMismatch {
+        name: String,
+        expected: u64,
+        got: u64,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ConvertError {
+    /// Wrap an I/O error with the path it happened on.
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> ConvertError {
+        ConvertError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
