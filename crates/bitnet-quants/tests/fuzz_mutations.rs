@@ -94,7 +94,7 @@ fn quants_harness(data: &[u8]) {
             let _ = e.with_tensor("t").to_string();
         }
     }
-    if rows % 4 == 0 && cols > 0 {
+    if rows.is_multiple_of(4) && cols > 0 {
         let _ = ternary_from_hf_packed(body, rows, cols, 1.0);
     }
 }
