@@ -216,13 +216,16 @@ impl TernaryMatrix {
     fn matmul_block(&self, isa: Isa, xq: &[i8], x_scales: &[f32], sums: &[i32], out: &mut [f32]) {
         let n = x_scales.len();
         let g = self.geom();
-        // Tasks of whole panel pairs, about 4 per thread (handed out dynamically, so uneven
-        // progress balances); tiny products run inline without the pool.
+        // Tasks of whole panel pairs handed out dynamically: for decode about 8 per thread
+        // (memory-bound, ~100 KB each), for prefill one pair each (long, compute-bound), so
+        // the threads finish together; tiny products run inline without the pool.
         let threads = num_threads();
         let per_task = if g.rows * g.cols * n < (1 << 18) {
             g.panels
+        } else if n >= 8 {
+            2
         } else {
-            g.panels.div_ceil(threads * 4).max(2)
+            g.panels.div_ceil(threads * 8).max(2)
         };
         let per_task = per_task.div_ceil(2) * 2; // kernels take panels in pairs
         let n_tasks = g.panels.div_ceil(per_task);

@@ -10,6 +10,10 @@ use crate::pool::SharedMut;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
+/// GEMV software prefetch distance in chunks (64 B each): 2 KiB ahead in each weight stream
+/// measured ~10% faster single-threaded than relying on the hardware prefetcher alone.
+const PF_AHEAD: usize = 32;
+
 /// Tokens per GEMM register tile (2 panels × 8 tokens = 16 accumulators).
 const T_TILE: usize = 8;
 
@@ -310,6 +314,10 @@ unsafe fn gemv<const R: usize>(
                 ]
             };
             for r in 0..R {
+                // Prefetch ahead in each weight stream (prefetches never fault, so running
+                // past the matrix end is harmless); wrapping_add keeps the address arithmetic
+                // defined.
+                _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(r * g.nq + $q + PF_AHEAD) as *const i8);
                 // SAFETY: chunk r·nq + q < R·nq exists; chunks are 64-byte aligned.
                 let w = unsafe { _mm512_load_si512(wp.add(r * g.nq + $q) as *const __m512i) };
                 for s in 0..4 {
