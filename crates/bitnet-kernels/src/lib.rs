@@ -14,6 +14,7 @@
 mod dense;
 mod isa;
 mod metrics;
+pub mod ops;
 mod pool;
 mod quant;
 mod ternary;
