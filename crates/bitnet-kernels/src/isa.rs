@@ -98,26 +98,35 @@ static ACTIVE: OnceLock<Isa> = OnceLock::new();
 /// warning on stderr), otherwise [`detected_isa`].
 pub fn active_isa() -> Isa {
     *ACTIVE.get_or_init(|| {
-        let best = detected_isa();
-        match std::env::var("BITNET_ISA") {
-            Ok(v) if !v.trim().is_empty() && v.trim() != "auto" => match Isa::parse(&v) {
-                Some(want) => {
-                    let got = want.clamp_available();
-                    if got != want {
-                        eprintln!(
-                            "warning: BITNET_ISA={v}: this CPU cannot run {want}; using {got}"
-                        );
-                    }
-                    got
-                }
-                None => {
-                    eprintln!(
-                        "warning: BITNET_ISA={v} is not one of scalar, avx2, avx512; using {best}"
-                    );
-                    best
-                }
-            },
-            _ => best,
+        let env = std::env::var("BITNET_ISA").ok();
+        let (isa, warning) = resolve(env.as_deref(), detected_isa());
+        if let Some(w) = warning {
+            eprintln!("warning: {w}");
         }
+        isa
     })
+}
+
+/// Choose the path from a `BITNET_ISA` value and the best path the CPU runs (`best`): returns
+/// the path and, if the request could not be honoured, a warning to print. Never fails.
+pub fn resolve(env: Option<&str>, best: Isa) -> (Isa, Option<String>) {
+    let v = match env.map(str::trim) {
+        None | Some("") | Some("auto") => return (best, None),
+        Some(v) => v,
+    };
+    match Isa::parse(v) {
+        Some(want) if want <= best => (want, None),
+        Some(want) => (
+            best,
+            Some(format!(
+                "BITNET_ISA={v}: this CPU cannot run {want}; using {best}"
+            )),
+        ),
+        None => (
+            best,
+            Some(format!(
+                "BITNET_ISA={v} is not one of scalar, avx2, avx512, auto; using {best}"
+            )),
+        ),
+    }
 }

@@ -20,7 +20,7 @@ mod quant;
 mod ternary;
 
 pub use dense::{DenseMatrix, Q8Matrix};
-pub use isa::{active_isa, available_isas, detected_isa, Isa};
+pub use isa::{active_isa, available_isas, detected_isa, resolve as resolve_isa, Isa};
 pub use metrics::logit_divergence;
 pub use pool::{num_threads, parallel_for, set_num_threads};
 pub use quant::{
