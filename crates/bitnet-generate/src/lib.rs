@@ -8,12 +8,18 @@
 //!   strings, max-token and context limits, streaming text, timings and cancellation.
 //! * [`ModelRunner`] (feature `model`, on by default): the [`LanguageModel`] implementation
 //!   for bitnet-model's `Model` and its KV-cached `State`.
+//! * `Detokenizer` (feature `tokenizer`, off by default): the [`TokenDecoder`] implementation
+//!   over bitnet-tokenizer's UTF-8-safe `StreamDecoder`.
 
+#[cfg(feature = "tokenizer")]
+mod detokenizer;
 pub mod generate;
 #[cfg(feature = "model")]
 mod model_runner;
 pub mod sampling;
 
+#[cfg(feature = "tokenizer")]
+pub use detokenizer::Detokenizer;
 #[cfg(feature = "model")]
 pub use model_runner::ModelRunner;
 
