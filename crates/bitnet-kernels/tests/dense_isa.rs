@@ -77,6 +77,60 @@ fn f16_and_f32_gemv_every_isa() {
 }
 
 #[test]
+fn dense_matmul_every_isa() {
+    let mut rng = Rng(8);
+    let (rows, cols, n) = (600, 37, 5);
+    let w16: Vec<f16> = (0..rows * cols).map(|_| f16::from_f32(rng.f32())).collect();
+    let w: Vec<f32> = w16.iter().map(|v| v.to_f32()).collect();
+    let x = rng.f32s(n * cols);
+    let m16 = DenseMatrix::F16 {
+        rows,
+        cols,
+        data: w16,
+    };
+    let m32 = DenseMatrix::F32 {
+        rows,
+        cols,
+        data: w.clone(),
+    };
+    let q8 = m32.to_q8();
+    for isa in available_isas() {
+        let (mut a, mut b, mut c) = (
+            vec![0f32; n * rows],
+            vec![0f32; n * rows],
+            vec![0f32; n * rows],
+        );
+        m16.matmul_with(isa, &x, n, &mut a);
+        m32.matmul_with(isa, &x, n, &mut b);
+        q8.matmul_with(isa, &x, n, &mut c);
+        for t in 0..n {
+            let xt = &x[t * cols..(t + 1) * cols];
+            let want = f64_ref(rows, cols, &w, xt);
+            let mag = abs_mag(rows, cols, &w, xt);
+            assert_close(
+                &a[t * rows..(t + 1) * rows],
+                &want,
+                &mag,
+                &format!("f16 mm {isa} t={t}"),
+            );
+            assert_close(
+                &b[t * rows..(t + 1) * rows],
+                &want,
+                &mag,
+                &format!("f32 mm {isa} t={t}"),
+            );
+            let mut single = vec![0f32; rows];
+            q8.matvec_with(isa, xt, &mut single);
+            assert_eq!(
+                &c[t * rows..(t + 1) * rows],
+                &single[..],
+                "q8 mm {isa} t={t}"
+            );
+        }
+    }
+}
+
+#[test]
 fn dense_hand_computed_and_rows() {
     let m = DenseMatrix::F16 {
         rows: 2,

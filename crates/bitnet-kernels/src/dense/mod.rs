@@ -122,14 +122,50 @@ impl DenseMatrix {
         });
     }
 
-    /// The same for `n` rows of `x` (n × cols) into `out` (n × rows).
+    /// The same for `n` rows of `x` (n × cols) into `out` (n × rows), on the [`active_isa`]
+    /// path. F32/F16 weights are read from memory once: each task keeps its block of rows
+    /// cache-resident while it runs every token.
     pub fn matmul(&self, x: &[f32], n: usize, out: &mut [f32]) {
-        let (r, c) = (self.rows(), self.cols());
-        assert_eq!(x.len(), n * c, "matmul: x length != n × cols");
-        assert_eq!(out.len(), n * r, "matmul: out length != n × rows");
-        for t in 0..n {
-            self.matvec(&x[t * c..(t + 1) * c], &mut out[t * r..(t + 1) * r]);
+        self.matmul_with(active_isa(), x, n, out)
+    }
+
+    /// [`matmul`](Self::matmul) on a chosen path (clamped to what the CPU supports).
+    pub fn matmul_with(&self, isa: Isa, x: &[f32], n: usize, out: &mut [f32]) {
+        let (rows, cols) = (self.rows(), self.cols());
+        assert_eq!(x.len(), n * cols, "matmul: x length != n × cols");
+        assert_eq!(out.len(), n * rows, "matmul: out length != n × rows");
+        if n == 1 || matches!(self, DenseMatrix::Q8(_)) {
+            for t in 0..n {
+                self.matvec_with(
+                    isa,
+                    &x[t * cols..(t + 1) * cols],
+                    &mut out[t * rows..(t + 1) * rows],
+                );
+            }
+            return;
         }
+        let isa = isa.clamp_available();
+        let n_tasks = rows.div_ceil(ROWS_PER_TASK);
+        let outp = SharedMut(out.as_mut_ptr());
+        parallel_for(n_tasks, |task| {
+            let r0 = task * ROWS_PER_TASK;
+            let r1 = (r0 + ROWS_PER_TASK).min(rows);
+            for t in 0..n {
+                let xt = &x[t * cols..(t + 1) * cols];
+                // SAFETY: tasks own disjoint row ranges r0..r1; for token t these are
+                // out[t·rows + r0 .. t·rows + r1], inside `out`, which outlives parallel_for.
+                let o = unsafe { outp.slice(t * rows + r0, r1 - r0) };
+                match self {
+                    DenseMatrix::F32 { data, .. } => {
+                        f32_rows(isa, &data[r0 * cols..r1 * cols], xt, o)
+                    }
+                    DenseMatrix::F16 { data, .. } => {
+                        f16_rows(isa, &data[r0 * cols..r1 * cols], xt, o)
+                    }
+                    DenseMatrix::Q8(_) => unreachable!(),
+                }
+            }
+        });
     }
 }
 
