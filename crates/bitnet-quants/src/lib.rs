@@ -62,7 +62,14 @@ pub fn dequantize(ty: GgmlType, data: &[u8], n_elements: usize) -> Result<Vec<f3
                     reason: format!("{n} elements is not a whole number of {bs}-blocks"),
                 });
             }
-            check_size(ty, n, ((n / bs) as u64) * ts as u64, data.len())?;
+            let expected =
+                ((n / bs) as u64)
+                    .checked_mul(ts as u64)
+                    .ok_or_else(|| QuantError::BadShape {
+                        format: ty.name().into(),
+                        reason: format!("{n} elements overflow the byte size"),
+                    })?;
+            check_size(ty, n, expected, data.len())?;
             Ok(match ty {
                 GgmlType::F32 => float::decode_f32(data),
                 GgmlType::F16 => float::decode_f16(data),

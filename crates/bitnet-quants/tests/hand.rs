@@ -240,3 +240,22 @@ fn errors_name_type_and_sizes() {
     };
     assert!(encode_i2s(&bad).is_err());
 }
+
+#[test]
+fn huge_element_counts_are_errors_not_overflows() {
+    for ty in [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::Bf16,
+        GgmlType::Q8_0,
+        GgmlType::Q6K,
+        GgmlType::Tq1_0,
+        GgmlType::Tq2_0,
+        GgmlType::I2S,
+    ] {
+        for n in [usize::MAX, usize::MAX / 2 + 1, usize::MAX - 255, 1 << 62] {
+            assert!(dequantize(ty, &[0; 64], n).is_err(), "{ty} {n}");
+        }
+    }
+    assert!(ternary_from_hf_packed(&[0; 4], usize::MAX - 3, 2, 1.0).is_err());
+}
