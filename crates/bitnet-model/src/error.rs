@@ -3,19 +3,15 @@
 /// Errors from configuration parsing, weight loading and the forward pass.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // Causes are part of the messages (not `source()`), so printed error chains do not repeat them.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error(transparent)]
     Gguf(#[from] bitnet_gguf::GgufError),
-    #[error("{path}: invalid JSON: {source}")]
+    #[error("{path}: invalid JSON: {error}")]
     Json {
         path: String,
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     #[error("{file}: missing key {key:?}")]
     MissingKey { file: String, key: String },
@@ -46,11 +42,10 @@ pub enum ModelError {
         name: String,
         reason: String,
     },
-    #[error("{file}: {source}")]
+    #[error("{file}: {error}")]
     Quant {
         file: String,
-        #[source]
-        source: bitnet_quants::QuantError,
+        error: bitnet_quants::QuantError,
     },
     #[error("{path}: {reason}")]
     Safetensors { path: String, reason: String },

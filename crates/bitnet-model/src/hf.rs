@@ -39,9 +39,9 @@ pub struct SafetensorsSet {
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ModelError + '_ {
-    move |source| ModelError::Io {
+    move |error| ModelError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     }
 }
 
@@ -57,9 +57,9 @@ impl SafetensorsSet {
         if index_path.is_file() {
             let text = std::fs::read_to_string(&index_path).map_err(io_err(&index_path))?;
             let json: serde_json::Value =
-                serde_json::from_str(&text).map_err(|source| ModelError::Json {
+                serde_json::from_str(&text).map_err(|error| ModelError::Json {
                     path: index_path.display().to_string(),
-                    source,
+                    error,
                 })?;
             let map = json
                 .get("weight_map")
@@ -106,7 +106,7 @@ impl SafetensorsSet {
         } else {
             return Err(ModelError::Io {
                 path: single.display().to_string(),
-                source: std::io::Error::new(
+                error: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     "neither model.safetensors nor model.safetensors.index.json found",
                 ),

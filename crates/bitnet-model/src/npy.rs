@@ -56,18 +56,18 @@ pub fn npy_f32_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
 /// Write f32 `data` with `shape` to a `.npy` file.
 pub fn write_npy_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Result<()> {
     let path = path.as_ref();
-    std::fs::write(path, npy_f32_bytes(shape, data)).map_err(|source| ModelError::Io {
+    std::fs::write(path, npy_f32_bytes(shape, data)).map_err(|error| ModelError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     })
 }
 
 /// Read a `.npy` file.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<NpyArray> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+    let bytes = std::fs::read(path).map_err(|error| ModelError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     parse_npy(&bytes).map_err(|reason| ModelError::Invalid(format!("{}: {reason}", path.display())))
 }

@@ -214,7 +214,7 @@ impl<'f> GgufSource<'f> {
         let name = name.to_string();
         move |e| ModelError::Quant {
             file: self.file.clone(),
-            source: e.with_tensor(&name),
+            error: e.with_tensor(&name),
         }
     }
 

@@ -122,13 +122,13 @@ pub(crate) fn config_from_dir(dir: &Path) -> Result<Config> {
 pub(crate) fn read_config(dir: &Path) -> Result<(Config, QuantConfig)> {
     let path = dir.join("config.json");
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
+    let text = std::fs::read_to_string(&path).map_err(|error| ModelError::Io {
         path: file.clone(),
-        source,
+        error,
     })?;
-    let v: Value = serde_json::from_str(&text).map_err(|source| ModelError::Json {
+    let v: Value = serde_json::from_str(&text).map_err(|error| ModelError::Json {
         path: file.clone(),
-        source,
+        error,
     })?;
     let j = Json {
         v: &v,
@@ -379,7 +379,7 @@ impl HfSource {
         let (file, name) = (self.file_of(e), e.name.clone());
         move |err| ModelError::Quant {
             file: file.clone(),
-            source: err.with_tensor(&name),
+            error: err.with_tensor(&name),
         }
     }
 }

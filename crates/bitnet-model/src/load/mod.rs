@@ -94,7 +94,7 @@ impl Model {
         } else {
             Err(ModelError::Io {
                 path: path.display().to_string(),
-                source: std::io::Error::new(
+                error: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     "no such file or directory",
                 ),
