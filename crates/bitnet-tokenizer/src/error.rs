@@ -5,12 +5,12 @@ use std::path::PathBuf;
 /// Everything that can go wrong while loading a tokenizer, encoding text or rendering a chat.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenizerError {
-    /// Reading a file failed.
-    #[error("{path}: {source}")]
+    /// Reading a file failed. (The I/O error is part of the message, not a separate
+    /// `source()`, so error chains do not print it twice.)
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file exists but its content is not what its format requires.
     #[error("{path}: {msg}")]

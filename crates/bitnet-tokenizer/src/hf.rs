@@ -30,9 +30,9 @@ fn hf_err(e: impl std::fmt::Display) -> TokenizerError {
 impl HfTokenizer {
     /// Load a `tokenizer.json`.
     pub fn from_file(path: &Path) -> Result<HfTokenizer> {
-        let text = std::fs::read_to_string(path).map_err(|source| TokenizerError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| TokenizerError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let json: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| TokenizerError::format(path, format!("not JSON: {e}")))?;

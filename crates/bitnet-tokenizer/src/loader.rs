@@ -42,10 +42,10 @@ impl std::fmt::Debug for LoadedTokenizer {
     }
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> TokenizerError {
+fn io_err(path: &Path, error: std::io::Error) -> TokenizerError {
     TokenizerError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -188,9 +188,9 @@ pub fn parse(path: &Path, data: &[u8]) -> Result<SpModelProto> {
 
 /// Load a SentencePiece `tokenizer.model`.
 pub fn load(path: &Path) -> Result<CoreTokenizer> {
-    let data = std::fs::read(path).map_err(|source| TokenizerError::Io {
+    let data = std::fs::read(path).map_err(|error| TokenizerError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let m = parse(path, &data)?;
     from_proto(path, m)

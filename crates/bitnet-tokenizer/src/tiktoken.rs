@@ -149,9 +149,9 @@ pub fn from_ranks(ranks: Vec<Vec<u8>>, specials: Vec<String>) -> Result<CoreToke
 /// Load a tiktoken file. Specials: `special_tokens.json` beside it (`{"128000": "<|begin_of_text|>", ...}`)
 /// if present, else Llama 3's 256.
 pub fn load(path: &Path) -> Result<CoreTokenizer> {
-    let data = std::fs::read(path).map_err(|source| TokenizerError::Io {
+    let data = std::fs::read(path).map_err(|error| TokenizerError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let ranks = parse_ranks(path, &data)?;
     let sibling = path.with_file_name("special_tokens.json");
@@ -165,9 +165,9 @@ pub fn load(path: &Path) -> Result<CoreTokenizer> {
 
 /// Read `{"<id>": "<spelling>", ...}` whose ids must be `first_id..first_id+n` contiguous.
 pub fn read_special_tokens_json(path: &Path, first_id: usize) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|source| TokenizerError::Io {
+    let text = std::fs::read_to_string(path).map_err(|error| TokenizerError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let map: std::collections::BTreeMap<String, String> =
         serde_json::from_str(&text).map_err(|e| {
