@@ -17,7 +17,7 @@ pub const GGUF_B158: GgufArch = GgufArch {
     needs_ternary: false,
 };
 
-/// llama.cpp's `bitnet` (1bitLLM models): SiLU unless `bitnet.hidden_act` says otherwise.
+/// llama.cpp's `bitnet` (1bitLLM models): SiLU unless `bitnet.hidden_activation` says otherwise.
 pub const GGUF_LLAMACPP: GgufArch = GgufArch {
     arch: Arch::BitNet,
     activation: Activation::Silu,

@@ -101,13 +101,19 @@ pub(crate) fn config_from_gguf(f: &GgufFile) -> Result<Config> {
             }
         },
     };
-    let activation = match f.get(&k("hidden_act")).and_then(|v| v.as_str()) {
+    // llama.cpp's LLM_KV_HIDDEN_ACT is `<arch>.hidden_activation` (optional; converters of
+    // BitNet models do not write it, so the architecture's default applies).
+    let act_key = k("hidden_activation");
+    let activation = match f.get(&act_key) {
         None => spec.activation,
-        Some(s) => Activation::parse(s).ok_or_else(|| ModelError::BadKey {
-            file: file.clone(),
-            key: k("hidden_act"),
-            reason: format!("unsupported activation {s:?} (supported: relu2, silu)"),
-        })?,
+        Some(v) => {
+            let s = v.as_str().unwrap_or("(not a string)");
+            Activation::parse(s).ok_or_else(|| ModelError::BadKey {
+                file: file.clone(),
+                key: act_key.clone(),
+                reason: format!("unsupported activation {s:?} (supported: relu2, silu)"),
+            })?
+        }
     };
     let token_id = |key: &str| -> Result<Option<u32>> { Ok(get_u64(f, key)?.map(|v| v as u32)) };
 
