@@ -108,6 +108,20 @@ impl Config {
                 return bad(key, "must be positive".into());
             }
         }
+        // Products used for buffer sizes must not overflow.
+        let sizes = [
+            (
+                "num_attention_heads",
+                self.n_heads.checked_mul(self.head_dim),
+            ),
+            ("vocab_size", self.vocab_size.checked_mul(self.dim)),
+            ("intermediate_size", self.ffn_dim.checked_mul(self.dim)),
+        ];
+        for (key, v) in sizes {
+            if v.is_none_or(|v| v > isize::MAX as usize / 8) {
+                return bad(key, "implies a matrix too large to address".into());
+            }
+        }
         if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return bad(
                 "num_key_value_heads",

@@ -68,9 +68,10 @@ pub enum ModelError {
     #[error("forward pass over an empty token list")]
     EmptyInput,
     #[error(
-        "{n} tokens with logits for every position exceed this state's batch size {max_batch}"
+        "logits for all {n} positions requested, but this state holds {logit_rows} rows of \
+         logits (create it with State::new(config, context, {n}))"
     )]
-    BatchTooLarge { n: usize, max_batch: usize },
+    BatchTooLarge { n: usize, logit_rows: usize },
     #[error("state was created for a different model shape ({0})")]
     StateMismatch(String),
     #[error("{0}")]

@@ -11,7 +11,7 @@ use crate::{Model, ModelError, Result, State};
 /// Which positions' logits a forward pass returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Logits {
-    /// `[n × vocab]`, one row per input token (needs `n ≤ state.max_batch()`).
+    /// `[n × vocab]`, one row per input token (needs `n ≤ state.logit_rows()`).
     All,
     /// `[vocab]` for the last input token only.
     Last,
@@ -117,10 +117,10 @@ impl Model {
                 context: state.context,
             });
         }
-        if which == Logits::All && n > state.max_batch {
+        if which == Logits::All && n > state.logit_rows {
             return Err(ModelError::BatchTooLarge {
                 n,
-                max_batch: state.max_batch,
+                logit_rows: state.logit_rows,
             });
         }
         let mut pos = start_pos;

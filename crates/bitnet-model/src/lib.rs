@@ -46,9 +46,11 @@ pub struct Model {
 }
 
 impl Model {
-    /// A state whose KV cache holds `context` positions, prefilling up to 512 tokens per pass.
+    /// A state for generation: KV cache of `context` positions, prefill in passes of up to 256
+    /// tokens, logits of the last position only (`Logits::Last`). Use [`State::new`] to get
+    /// logits for every position.
     pub fn new_state(&self, context: usize) -> Result<State> {
-        State::new(&self.config, context, 512)
+        State::with_logit_rows(&self.config, context, 256, 1)
     }
 }
 

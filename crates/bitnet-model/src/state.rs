@@ -8,6 +8,8 @@ use crate::{Config, ModelError, Result};
 pub struct State {
     pub(crate) context: usize,
     pub(crate) max_batch: usize,
+    /// Rows of `logits`: the most positions `Logits::All` can return.
+    pub(crate) logit_rows: usize,
     /// Positions `0..filled` of the KV cache hold valid keys/values.
     pub(crate) filled: usize,
     /// Shape fingerprint of the config this state was made for.
@@ -47,7 +49,7 @@ pub struct State {
     pub(crate) rope_cos: Vec<f32>,
     /// `[context × head_dim/2]` RoPE sines.
     pub(crate) rope_sin: Vec<f32>,
-    /// `[max_batch × vocab]` logits of the last pass.
+    /// `[logit_rows × vocab]` logits of the last pass.
     pub(crate) logits: Vec<f32>,
 }
 
@@ -65,15 +67,40 @@ pub(crate) fn shape_of(c: &Config) -> [usize; 8] {
 }
 
 impl State {
-    /// Allocate a state for `context` KV positions and passes of up to `max_batch` tokens.
+    /// Allocate a state for `context` KV positions and passes of up to `max_batch` tokens,
+    /// able to return logits for all of them (`Logits::All`).
     pub fn new(config: &Config, context: usize, max_batch: usize) -> Result<State> {
-        if context == 0 || max_batch == 0 {
+        Self::with_logit_rows(config, context, max_batch, max_batch)
+    }
+
+    /// Like [`State::new`], with room for only `logit_rows` rows of logits (1 is enough for
+    /// generation, which reads the last position's logits: saves `max_batch × vocab` floats).
+    pub fn with_logit_rows(
+        config: &Config,
+        context: usize,
+        max_batch: usize,
+        logit_rows: usize,
+    ) -> Result<State> {
+        if context == 0 || max_batch == 0 || logit_rows == 0 {
             return Err(ModelError::Invalid(format!(
-                "state needs a positive context and batch size (got context {context}, batch {max_batch})"
+                "state needs a positive context, batch size and logit rows \
+                 (got context {context}, batch {max_batch}, logit rows {logit_rows})"
             )));
         }
         let max_batch = max_batch.min(context);
+        let logit_rows = logit_rows.min(max_batch);
         let c = config;
+        let too_big = || {
+            ModelError::Invalid(format!(
+                "a KV cache of {context} positions for this model is too large to allocate"
+            ))
+        };
+        c.n_layers
+            .checked_mul(context)
+            .and_then(|v| v.checked_mul(c.kv_dim()))
+            .and_then(|v| v.checked_mul(8))
+            .filter(|&v| v <= isize::MAX as usize)
+            .ok_or_else(too_big)?;
         let max_in = c.dim.max(c.ffn_dim).max(c.q_dim());
         let half = c.head_dim / 2;
         let cache = c.n_layers * context * c.kv_dim();
@@ -89,6 +116,7 @@ impl State {
         Ok(State {
             context,
             max_batch,
+            logit_rows,
             filled: 0,
             shape: shape_of(c),
             x: vec![0.0; max_batch * c.dim],
@@ -108,7 +136,7 @@ impl State {
             v_cache: vec![0.0; cache],
             rope_cos,
             rope_sin,
-            logits: vec![0.0; max_batch * c.vocab_size],
+            logits: vec![0.0; logit_rows * c.vocab_size],
         })
     }
 
@@ -117,9 +145,14 @@ impl State {
         self.context
     }
 
-    /// Most tokens processed in one batched pass (and most positions `Logits::All` can return).
+    /// Most tokens processed in one batched pass.
     pub fn max_batch(&self) -> usize {
         self.max_batch
+    }
+
+    /// Most positions `Logits::All` can return.
+    pub fn logit_rows(&self) -> usize {
+        self.logit_rows
     }
 
     /// Number of positions the KV cache holds; the next token goes at this position.

@@ -76,6 +76,17 @@ fn tiny_config_from_every_format() {
             (Some(1), Some(2)),
             "{name}"
         );
+        // GGUFs: F16 embedding (MANIFEST). HF: bf16 values that all fit f16 exactly are kept as F16.
+        eprintln!("{name}: token_embd {} bytes", m.weights.token_embd.bytes());
+        if !name.is_empty() {
+            assert!(
+                matches!(
+                    m.weights.token_embd,
+                    bitnet_kernels::DenseMatrix::F16 { .. }
+                ),
+                "{name}"
+            );
+        }
     }
 }
 

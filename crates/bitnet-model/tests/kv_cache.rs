@@ -61,7 +61,7 @@ fn chunked_and_split_prefill_equal_one_pass() {
         assert_close(l, last, &format!("{name} chunked prefill"));
         assert_eq!(st.pos(), IDS.len());
         // Batched prefill of 7, then a batched pass of the other 5 with all logits.
-        let mut st = m.new_state(64).unwrap();
+        let mut st = State::new(&m.config, 64, 16).unwrap();
         m.forward(&mut st, &IDS[..7], 0, Logits::Last).unwrap();
         let rest = m.forward(&mut st, &IDS[7..], 7, Logits::All).unwrap();
         for t in 7..IDS.len() {
@@ -134,7 +134,18 @@ fn misuse_is_an_error() {
                 e,
                 ModelError::BatchTooLarge {
                     n: 12,
-                    max_batch: 4
+                    logit_rows: 4
+                }
+            ),
+            "{name}: {e}"
+        );
+        let e = m.forward(&mut st, &IDS[..2], 0, Logits::All).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ModelError::BatchTooLarge {
+                    n: 2,
+                    logit_rows: 1
                 }
             ),
             "{name}: {e}"

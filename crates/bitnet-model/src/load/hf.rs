@@ -355,7 +355,8 @@ impl HfSource {
         self.set.to_f32(e)
     }
 
-    /// `[rows × cols]` float matrix: F16 stays F16, F32/BF16 → F32.
+    /// `[rows × cols]` float matrix: F16 stays F16; BF16 becomes F16 when every value is
+    /// exactly representable there (half the memory of F32, same numbers), else F32; F32 stays.
     fn dense(&self, name: &str, rows: usize, cols: usize) -> Result<DenseMatrix> {
         let e = self.entry(name)?;
         self.check_shape(e, &[rows, cols])?;
@@ -368,11 +369,18 @@ impl HfSource {
                 .collect();
             return Ok(DenseMatrix::F16 { rows, cols, data });
         }
-        Ok(DenseMatrix::F32 {
-            rows,
-            cols,
-            data: self.set.to_f32(e)?,
-        })
+        let data = self.set.to_f32(e)?;
+        if e.dtype == Dtype::BF16 {
+            let h: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
+            if h.iter().zip(&data).all(|(a, &b)| a.to_f32() == b) {
+                return Ok(DenseMatrix::F16 {
+                    rows,
+                    cols,
+                    data: h,
+                });
+            }
+        }
+        Ok(DenseMatrix::F32 { rows, cols, data })
     }
 
     fn quant_err(&self, e: &TensorEntry) -> impl Fn(bitnet_quants::QuantError) -> ModelError + '_ {
