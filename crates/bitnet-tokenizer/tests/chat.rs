@@ -1,0 +1,137 @@
+//! Chat formats against hand-written expected strings of the published formats.
+
+mod common;
+
+use bitnet_tokenizer::chat::{is_known_broken, BuiltinFormat, ChatTemplate, Message};
+use bitnet_tokenizer::load_tokenizer;
+
+/// `chat_template` of microsoft/bitnet-b1.58-2B-4T's tokenizer_config.json.
+const BITNET_2B4T_JINJA: &str = "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = message['role'] | capitalize + ': '+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}";
+
+/// Meta-Llama-3-8B-Instruct's chat_template.
+const LLAMA3_JINJA: &str = "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}";
+
+const BOS: &str = "<|begin_of_text|>";
+
+fn conversations() -> Vec<Vec<Message>> {
+    vec![
+        vec![Message::user("Hey, are you conscious? Can you talk to me?")],
+        vec![
+            Message::system("You are a helpful AI assistant."),
+            Message::user("How are you?"),
+        ],
+        vec![
+            Message::system("  Be brief. "),
+            Message::user("Hi\n"),
+            Message::assistant(" Hello! "),
+            Message::user("What is 2+2?"),
+        ],
+    ]
+}
+
+#[test]
+fn bitnet_format_by_hand() {
+    let t = ChatTemplate::builtin(BuiltinFormat::BitNet, BOS);
+    // The model card / transformers example: one user turn.
+    assert_eq!(
+        t.render(&conversations()[0], true).unwrap(),
+        "<|begin_of_text|>User: Hey, are you conscious? Can you talk to me?<|eot_id|>Assistant: "
+    );
+    assert_eq!(
+        t.render(&conversations()[1], true).unwrap(),
+        "<|begin_of_text|>System: You are a helpful AI assistant.<|eot_id|>User: How are you?<|eot_id|>Assistant: "
+    );
+    // Multi-turn history, contents trimmed, no generation prompt.
+    assert_eq!(
+        t.render(&conversations()[2], false).unwrap(),
+        "<|begin_of_text|>System: Be brief.<|eot_id|>User: Hi<|eot_id|>Assistant: Hello!<|eot_id|>User: What is 2+2?<|eot_id|>"
+    );
+}
+
+#[test]
+fn llama3_format_by_hand() {
+    let t = ChatTemplate::builtin(BuiltinFormat::Llama3, BOS);
+    assert_eq!(
+        t.render(&conversations()[1], true).unwrap(),
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a helpful AI assistant.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHow are you?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+    );
+}
+
+#[test]
+fn jinja_matches_builtin_formats() {
+    for (jinja, fmt) in [
+        (BITNET_2B4T_JINJA, BuiltinFormat::BitNet),
+        (LLAMA3_JINJA, BuiltinFormat::Llama3),
+    ] {
+        let j = ChatTemplate::from_jinja(jinja, BOS, "<|eot_id|>").unwrap();
+        let b = ChatTemplate::builtin(fmt, BOS);
+        for conv in conversations() {
+            for gen in [false, true] {
+                assert_eq!(j.render(&conv, gen).unwrap(), b.render(&conv, gen).unwrap());
+            }
+        }
+    }
+}
+
+#[test]
+fn jinja_features_and_errors() {
+    // raise_exception, trim_blocks/lstrip_blocks, Python string methods, eos_token.
+    let src = "{% for m in messages %}\n  {% if m.role not in ['user', 'assistant'] %}{{ raise_exception('role ' + m.role + ' not allowed') }}{% endif %}\n  [{{ m.role.upper() }}] {{ m.content.strip() }}{{ eos_token }}\n{% endfor %}";
+    let t = ChatTemplate::from_jinja(src, "<s>", "</s>").unwrap();
+    assert_eq!(
+        t.render(&[Message::user(" hi "), Message::assistant("yo")], false)
+            .unwrap(),
+        "  [USER] hi</s>\n  [ASSISTANT] yo</s>\n"
+    );
+    let e = t.render(&[Message::system("x")], false).unwrap_err();
+    assert!(e.to_string().contains("role system not allowed"), "{e}");
+    assert!(ChatTemplate::from_jinja("{% for %}", "", "").is_err());
+}
+
+#[test]
+fn broken_gguf_placeholder_is_overridden() {
+    let Some(s) = common::shared() else { return };
+    let loaded = load_tokenizer(s.join("data/bitnetcpp/tiny/model-i2_s.gguf")).unwrap();
+    let stored = loaded.chat_template.as_deref().unwrap();
+    assert!(is_known_broken(stored));
+    let t = ChatTemplate::from_loaded(&loaded).unwrap();
+    assert!(t.is_overridden());
+    assert!(t.override_note().unwrap().contains("BITNETAssistant"));
+    assert_eq!(t.describe(), "built-in bitnet (2B4T)");
+    // This vocabulary's BOS is `<s>`.
+    assert_eq!(
+        t.render(&[Message::user("Hi")], true).unwrap(),
+        "<s>User: Hi<|eot_id|>Assistant: "
+    );
+    // A good template is used as stored.
+    let t = ChatTemplate::for_model(Some(BITNET_2B4T_JINJA), Some("bitnet-25"), BOS, "").unwrap();
+    assert!(!t.is_overridden());
+    assert_eq!(t.describe(), "Jinja template");
+}
+
+#[test]
+fn rendered_prompt_tokenizes_with_specials() {
+    let Some(s) = common::shared() else { return };
+    let tok = load_tokenizer(s.join("data/llama3/tokenizer.model"))
+        .unwrap()
+        .tokenizer;
+    let t = ChatTemplate::builtin(BuiltinFormat::BitNet, BOS);
+    let conv = &conversations()[1];
+    let ids = tok
+        .encode(&t.render(conv, true).unwrap(), false, true)
+        .unwrap();
+    assert_eq!(ids[0], 128000);
+    assert_eq!(ids.iter().filter(|&&i| i == 128009).count(), 2);
+    // "User" and "Assistant" each follow <|eot_id|> directly (no leading space).
+    let eot_pos: Vec<usize> = ids
+        .iter()
+        .enumerate()
+        .filter(|(_, &i)| i == 128009)
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(
+        tok.decode(&ids[eot_pos[0] + 1..eot_pos[0] + 2], false),
+        "User"
+    );
+    assert_eq!(tok.decode(&ids[eot_pos[1] + 1..], false), "Assistant: ");
+}
