@@ -78,6 +78,7 @@ impl Ternary {
 /// The returned multiplicative scale is `1/s` in f32, so `t · scale` equals torch's `t / s`
 /// bit for bit for t = ±1. `mean|W|` is summed in f64 and rounded once to f32 (torch sums in
 /// f32 with its own reduction order, so the two can differ by one ulp on large tensors).
+/// NaN or infinite weights are an error.
 pub fn ternarize_absmean(w: &[f32], rows: usize, cols: usize) -> Result<Ternary, QuantError> {
     let n = rows
         .checked_mul(cols)
@@ -92,12 +93,26 @@ pub fn ternarize_absmean(w: &[f32], rows: usize, cols: usize) -> Result<Ternary,
             reason: format!("weight {i} is not finite ({})", w[i]),
         });
     }
-    let sum: f64 = w.iter().map(|&x| x.abs() as f64).sum();
+    // Σ|w| in f64 with 8 interleaved accumulators (a fixed order: deterministic).
+    let mut acc = [0f64; 8];
+    let chunks = w.chunks_exact(8);
+    let rest: f64 = chunks.remainder().iter().map(|&x| x.abs() as f64).sum();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x.abs() as f64;
+        }
+    }
+    let sum = acc.iter().sum::<f64>() + rest;
     let mean = if n == 0 { 0.0 } else { (sum / n as f64) as f32 };
     let s = 1.0f32 / mean.max(1e-5);
+    // clamp(round_half_even(y), -1, 1) is +1 exactly when y > 0.5 (0.5 rounds to even 0) and
+    // -1 exactly when y < -0.5; y = w·s in f32 as torch computes it.
     let trits = w
         .iter()
-        .map(|&x| (x * s).round_ties_even().clamp(-1.0, 1.0) as i8)
+        .map(|&x| {
+            let y = x * s;
+            (y > 0.5) as i8 - (y < -0.5) as i8
+        })
         .collect();
     Ok(Ternary {
         rows,
