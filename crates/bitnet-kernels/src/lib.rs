@@ -11,6 +11,7 @@
 //! The scalar implementation in this file is the reference; the fast paths must give identical
 //! integer results.
 
+mod buffer;
 mod dense;
 mod isa;
 mod metrics;
@@ -19,6 +20,7 @@ mod pool;
 mod quant;
 mod ternary;
 
+pub use buffer::advise_huge_pages;
 pub use dense::{DenseMatrix, Q8Matrix};
 pub use isa::{active_isa, available_isas, detected_isa, resolve as resolve_isa, Isa};
 pub use metrics::logit_divergence;

@@ -16,7 +16,10 @@ fn pool_behaviour() {
                 parallel_for(n, |i| {
                     hits[i].fetch_add(1, Ordering::Relaxed);
                 });
-                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "t={threads} n={n}");
+                assert!(
+                    hits.iter().all(|h| h.load(Ordering::Relaxed) == 1),
+                    "t={threads} n={n}"
+                );
             }
         }
     }

@@ -61,6 +61,17 @@ impl DenseMatrix {
         }
     }
 
+    /// Ask the OS to back the weights with 2 MiB pages (see [`crate::advise_huge_pages`]);
+    /// call once after loading a large head. Best effort; returns whether it took effect.
+    /// Q8 matrices are allocated on huge pages already.
+    pub fn advise_huge_pages(&self) -> bool {
+        match self {
+            DenseMatrix::F32 { data, .. } => crate::buffer::advise_huge_pages(data),
+            DenseMatrix::F16 { data, .. } => crate::buffer::advise_huge_pages(data),
+            DenseMatrix::Q8(_) => true,
+        }
+    }
+
     /// An int8 copy with per-row scales (for `--head q8`).
     pub fn to_q8(&self) -> DenseMatrix {
         match self {

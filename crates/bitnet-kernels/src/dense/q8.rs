@@ -9,6 +9,7 @@
 //! is `q[64g + 16i + lane, 4k + j]`. One chunk is one `vpdpbusd` (16 rows × 4 columns, the 4
 //! activation bytes broadcast), and the whole matrix is read as a single sequential stream.
 
+use crate::buffer::HugeBuf;
 use crate::isa::Isa;
 use crate::pool::{parallel_for, SharedMut};
 use crate::quant::quantize_activations_with;
@@ -30,7 +31,7 @@ pub struct Q8Matrix {
     cols: usize,
     /// Column steps of 4 (`ceil(cols / 4)`).
     nk: usize,
-    data: Vec<Chunk>,
+    data: HugeBuf<Chunk>,
     /// Per-row scale `s_r` (rows).
     scales: Vec<f32>,
     /// Per-row Σ_c q[r,c], padded to whole groups (for the unsigned-activation VNNI form).
@@ -47,7 +48,7 @@ impl Q8Matrix {
     pub fn from_rows(rows: usize, cols: usize, mut fill: impl FnMut(usize, &mut [f32])) -> Self {
         let nk = cols.div_ceil(4);
         let groups = rows.div_ceil(GROUP);
-        let mut data = vec![Chunk([0; 64]); groups * nk * 4];
+        let mut data = HugeBuf::filled(groups * nk * 4, Chunk([0; 64]));
         let mut scales = vec![0f32; rows];
         let mut row_sums = vec![0i32; groups * GROUP];
         let mut row = vec![0f32; cols];

@@ -20,6 +20,7 @@ mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx512;
 
+use crate::buffer::HugeBuf;
 use crate::isa::{active_isa, Isa};
 use crate::pool::{num_threads, parallel_for, SharedMut};
 use crate::KernelError;
@@ -45,7 +46,7 @@ pub struct TernaryMatrix {
     cols: usize,
     scale: f32,
     /// Chunks, panel-major: chunk (p, q) at index `p·nq + q`; `panels × nq` of them.
-    packed: Vec<Chunk>,
+    packed: HugeBuf<Chunk>,
 }
 
 /// Geometry shared by the kernels.
@@ -93,7 +94,7 @@ impl TernaryMatrix {
         let nq = cols.div_ceil(KSTEP);
         let panels = rows.div_ceil(PANEL);
         // Padding encodes w = 0 (u = 1): 0b01010101.
-        let mut packed = vec![Chunk([0x55; CHUNK]); panels * nq];
+        let mut packed = HugeBuf::filled(panels * nq, Chunk([0x55; CHUNK]));
         for (p, panel) in packed.chunks_mut(nq.max(1)).enumerate().take(panels) {
             for lane in 0..PANEL.min(rows - p * PANEL) {
                 let r = p * PANEL + lane;
