@@ -92,6 +92,20 @@ pub fn is_known_broken(template: &str) -> bool {
     template.contains("BITNETAssistant")
 }
 
+/// Where a [`ChatTemplate`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TemplateSource {
+    /// Built or compiled directly by the caller ([`ChatTemplate::builtin`] /
+    /// [`ChatTemplate::from_jinja`]).
+    Explicit,
+    /// The model's stored Jinja template, used as is.
+    Stored,
+    /// The model's stored template is known broken; the architecture's built-in format is used.
+    BrokenReplaced,
+    /// No template stored; the architecture's built-in format is used.
+    ArchitectureDefault,
+}
+
 enum Kind {
     Builtin(BuiltinFormat),
     Jinja(Box<Environment<'static>>),
@@ -103,6 +117,7 @@ pub struct ChatTemplate {
     bos_token: String,
     eos_token: String,
     override_note: Option<String>,
+    source: TemplateSource,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -134,6 +149,7 @@ impl ChatTemplate {
             bos_token: bos_token.to_string(),
             eos_token: String::new(),
             override_note: None,
+            source: TemplateSource::Explicit,
         }
     }
 
@@ -152,6 +168,7 @@ impl ChatTemplate {
             bos_token: bos_token.to_string(),
             eos_token: eos_token.to_string(),
             override_note: None,
+            source: TemplateSource::Explicit,
         })
     }
 
@@ -173,6 +190,7 @@ impl ChatTemplate {
                      ('Human: ... BITNETAssistant: '); using the built-in {} format instead",
                     f.name()
                 ));
+                c.source = TemplateSource::BrokenReplaced;
                 Ok(c)
             }
             (Some(t), None) if is_known_broken(t) => Err(TokenizerError::Template(
@@ -180,7 +198,11 @@ impl ChatTemplate {
                  has no built-in format"
                     .into(),
             )),
-            (Some(t), _) => ChatTemplate::from_jinja(t, bos_token, eos_token),
+            (Some(t), _) => {
+                let mut c = ChatTemplate::from_jinja(t, bos_token, eos_token)?;
+                c.source = TemplateSource::Stored;
+                Ok(c)
+            }
             (None, Some(f)) => {
                 let mut c = ChatTemplate::builtin(f, bos_token);
                 c.eos_token = eos_token.to_string();
@@ -189,6 +211,7 @@ impl ChatTemplate {
                     f.name(),
                     architecture.unwrap_or("?")
                 ));
+                c.source = TemplateSource::ArchitectureDefault;
                 Ok(c)
             }
             (None, None) => Err(TokenizerError::Template(format!(
@@ -216,14 +239,20 @@ impl ChatTemplate {
         )
     }
 
-    /// Why a stored template was not used as is (for `inspect` and logs).
+    /// Why the model's stored template was not used as is (for `inspect` and logs): set when
+    /// a known-broken template was replaced or no template was stored.
     pub fn override_note(&self) -> Option<&str> {
         self.override_note.as_deref()
     }
 
-    /// Whether the stored template was replaced by a built-in format.
+    /// Whether a stored, known-broken template was replaced by a built-in format.
     pub fn is_overridden(&self) -> bool {
-        self.override_note.is_some()
+        self.source == TemplateSource::BrokenReplaced
+    }
+
+    /// Where this template came from.
+    pub fn source(&self) -> TemplateSource {
+        self.source
     }
 
     /// One-line description.

@@ -112,6 +112,11 @@ pub trait Tokenizer: Send + Sync {
     /// Special ids and add-BOS/EOS defaults.
     fn special_tokens(&self) -> &SpecialTokens;
 
+    /// Whether prompts get BOS by default (`special_tokens().add_bos`).
+    fn add_bos_default(&self) -> bool {
+        self.special_tokens().add_bos
+    }
+
     /// Whether `id` ends generation.
     fn is_eog(&self, id: u32) -> bool {
         self.special_tokens().eog.binary_search(&id).is_ok()

@@ -2,7 +2,9 @@
 
 mod common;
 
-use bitnet_tokenizer::chat::{is_known_broken, BuiltinFormat, ChatTemplate, Message};
+use bitnet_tokenizer::chat::{
+    is_known_broken, BuiltinFormat, ChatTemplate, Message, TemplateSource,
+};
 use bitnet_tokenizer::load_tokenizer;
 
 /// `chat_template` of microsoft/bitnet-b1.58-2B-4T's tokenizer_config.json.
@@ -96,6 +98,7 @@ fn broken_gguf_placeholder_is_overridden() {
     assert!(is_known_broken(stored));
     let t = ChatTemplate::from_loaded(&loaded).unwrap();
     assert!(t.is_overridden());
+    assert_eq!(t.source(), TemplateSource::BrokenReplaced);
     assert!(t.override_note().unwrap().contains("BITNETAssistant"));
     assert_eq!(t.describe(), "built-in bitnet (2B4T)");
     // This vocabulary's BOS is `<s>`.
@@ -106,7 +109,13 @@ fn broken_gguf_placeholder_is_overridden() {
     // A good template is used as stored.
     let t = ChatTemplate::for_model(Some(BITNET_2B4T_JINJA), Some("bitnet-25"), BOS, "").unwrap();
     assert!(!t.is_overridden());
+    assert_eq!(t.source(), TemplateSource::Stored);
     assert_eq!(t.describe(), "Jinja template");
+    // No stored template: the architecture's format, not reported as a replacement.
+    let t = ChatTemplate::for_model(None, Some("bitnet"), BOS, "").unwrap();
+    assert_eq!(t.source(), TemplateSource::ArchitectureDefault);
+    assert!(!t.is_overridden());
+    assert!(ChatTemplate::for_model(None, Some("gpt2"), BOS, "").is_err());
 }
 
 #[test]

@@ -14,8 +14,11 @@ use bitnet_tokenizer::Tokenizer;
 const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 fn tokenizer_json(ranks: &[Vec<u8>], specials: &[String]) -> String {
-    let rank_of: HashMap<&[u8], usize> =
-        ranks.iter().enumerate().map(|(i, b)| (b.as_slice(), i)).collect();
+    let rank_of: HashMap<&[u8], usize> = ranks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.as_slice(), i))
+        .collect();
     let mut vocab = serde_json::Map::new();
     for (i, b) in ranks.iter().enumerate() {
         vocab.insert(bytelevel::encode(b), serde_json::json!(i));
@@ -29,7 +32,11 @@ fn tokenizer_json(ranks: &[Vec<u8>], specials: &[String]) -> String {
                         r,
                         l,
                         rr,
-                        format!("{} {}", bytelevel::encode(&b[..k]), bytelevel::encode(&b[k..])),
+                        format!(
+                            "{} {}",
+                            bytelevel::encode(&b[..k]),
+                            bytelevel::encode(&b[k..])
+                        ),
                     ));
                 }
             }
@@ -76,12 +83,17 @@ fn tiktoken_engine_agrees_with_hf_tokenizers() {
     std::fs::create_dir_all(&dir).unwrap();
     let json_path = dir.join("tokenizer.json");
     std::fs::write(&json_path, tokenizer_json(&ranks, &specials)).unwrap();
-    let hf = bitnet_tokenizer::load_tokenizer(&json_path).unwrap().tokenizer;
+    let hf = bitnet_tokenizer::load_tokenizer(&json_path)
+        .unwrap()
+        .tokenizer;
     let ours = bitnet_tokenizer::tiktoken::from_ranks(ranks, specials).unwrap();
     std::fs::remove_dir_all(&dir).ok();
 
     let sp = hf.special_tokens();
-    assert_eq!((sp.bos, sp.eot, sp.add_bos), (Some(128000), Some(128009), true));
+    assert_eq!(
+        (sp.bos, sp.eot, sp.add_bos),
+        (Some(128000), Some(128009), true)
+    );
     // Vector inputs plus ~100 KB of real text, line by line and as one string.
     let vec_inp = std::fs::read_to_string(s.join("data/llama3/llama3-vectors.inp")).unwrap();
     let mut texts: Vec<String> = vec_inp
@@ -97,11 +109,18 @@ fn tiktoken_engine_agrees_with_hf_tokenizers() {
         for parse_special in [false, true] {
             let a = ours.encode(t, true, parse_special).unwrap();
             let b = hf.encode(t, true, parse_special).unwrap();
-            assert_eq!(a, b, "disagree on {:?} (parse_special {parse_special})", &t[..t.len().min(80)]);
+            assert_eq!(
+                a,
+                b,
+                "disagree on {:?} (parse_special {parse_special})",
+                &t[..t.len().min(80)]
+            );
         }
     }
     // Decoding agrees too, with and without special tokens.
-    let ids = ours.encode("<|begin_of_text|>Hé 🦙<|eot_id|>", false, true).unwrap();
+    let ids = ours
+        .encode("<|begin_of_text|>Hé 🦙<|eot_id|>", false, true)
+        .unwrap();
     assert_eq!(ours.decode(&ids, false), hf.decode(&ids, false));
     assert_eq!(ours.decode(&ids, true), hf.decode(&ids, true));
 }
