@@ -1,9 +1,10 @@
 //! llama.cpp's tokenizer conformance vectors (tests/test-tokenizer-0.cpp: no BOS, special
-//! tokens not parsed) must reproduce exactly.
+//! tokens not parsed) must reproduce exactly, and the reference ids must decode back to the
+//! input (whole and streamed).
 
 mod common;
 
-use bitnet_tokenizer::Tokenizer;
+use bitnet_tokenizer::{StreamDecoder, Tokenizer};
 
 fn check(name: &str, tok: &dyn Tokenizer, vectors: &[(String, Vec<u32>)]) -> usize {
     let mut failed = 0;
@@ -12,6 +13,19 @@ fn check(name: &str, tok: &dyn Tokenizer, vectors: &[(String, Vec<u32>)]) -> usi
         if &got != want {
             failed += 1;
             eprintln!("[{name}] MISMATCH for {text:?}\n  want {want:?}\n  got  {got:?}");
+        }
+        // Decoding the reference ids gives the input back, in one go and streamed.
+        let back = tok.decode(want, false);
+        if &back != text {
+            failed += 1;
+            eprintln!("[{name}] DECODE MISMATCH for {text:?}: got {back:?}");
+        }
+        let mut sd = StreamDecoder::new(tok.strips_leading_space(), false);
+        let mut streamed: String = want.iter().map(|&id| sd.push(tok, id)).collect();
+        streamed.push_str(&sd.finish());
+        if &streamed != text {
+            failed += 1;
+            eprintln!("[{name}] STREAM MISMATCH for {text:?}: got {streamed:?}");
         }
     }
     eprintln!(
