@@ -1,18 +1,40 @@
-//! Golden tests against transformers' logits (fixtures/transformers, written on the device
-//! machine by scripts/golden/make_reference.py from the same checkpoints).
+//! Golden tests against transformers' logits: every case of scripts/golden/cases.json whose
+//! fixture is present (fixtures/transformers, written on the device machine by
+//! scripts/golden/make_reference.py). Each format is compared with its own reference (packed
+//! HF: transformers' BitLinear; bf16 master: WeightQuant + ActQuant; GGUF: the file's own t·scale
+//! with ActQuant): relative L2 ≤ 5e-3 per prompt and the same argmax at every position, plus
+//! the greedy continuation where the fixture has one.
+//!
+//! Synthetic cases are rebuilt with bitnet-convert's `synth` from (shape, format, seed).
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
+use bitnet_convert::synth::{synth, EmbedType, Format, Shape, SynthSpec};
 use bitnet_model::npy::{read_npy, NpyData};
 use bitnet_model::{argmax, rel_l2, Model};
 
+const TOL: f64 = 5e-3;
+
+/// `fixtures/transformers` of the workspace, or `$BITNET_GOLDEN_FIXTURES` (to check freshly
+/// written fixtures before committing them).
 fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/transformers")
+    std::env::var_os("BITNET_GOLDEN_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/transformers")
+        })
 }
 
-/// `(ids, reference logits [n × vocab])` of every prompt of `case` in the manifests.
+fn cases() -> Vec<serde_json::Value> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/golden/cases.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    json["cases"].as_array().unwrap().clone()
+}
+
+/// `(ids, reference logits [n × vocab], vocab)` of every prompt of `case` in the manifests.
 fn reference(case: &str) -> Vec<(Vec<u32>, Vec<f32>, usize)> {
     let mut out = Vec::new();
     let dir = fixture_dir();
@@ -21,7 +43,7 @@ fn reference(case: &str) -> Vec<(Vec<u32>, Vec<f32>, usize)> {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if !(name.starts_with("manifest-") && name.ends_with(".json")) {
+        if !(name.starts_with("manifest") && name.ends_with(".json")) {
             continue;
         }
         let json: serde_json::Value =
@@ -40,40 +62,11 @@ fn reference(case: &str) -> Vec<(Vec<u32>, Vec<f32>, usize)> {
             let NpyData::F32(data) = arr.data else {
                 panic!("{case}.p{i}.npy is not float")
             };
-            assert_eq!(arr.shape[0], ids.len());
+            assert_eq!(arr.shape[0], ids.len(), "{case}.p{i}.npy rows");
             out.push((ids, data, arr.shape[1]));
         }
     }
     out
-}
-
-/// Compare `model` with the fixture of `case`; returns the worst relative L2 over prompts.
-fn check(model: &Model, case: &str, tol: f64, what: &str) -> f64 {
-    let refs = reference(case);
-    assert!(
-        !refs.is_empty() || std::env::var("CI").as_deref() != Ok("true"),
-        "no fixtures for {case}"
-    );
-    let mut worst = 0f64;
-    for (p, (ids, want, vocab)) in refs.iter().enumerate() {
-        assert_eq!(*vocab, model.config.vocab_size);
-        let got = common::all_logits(model, ids);
-        let err = rel_l2(&got, want);
-        worst = worst.max(err);
-        let agree = got
-            .chunks(*vocab)
-            .zip(want.chunks(*vocab))
-            .filter(|(a, b)| argmax(a) == argmax(b))
-            .count();
-        eprintln!(
-            "{what} prompt {p} ({} ids): rel L2 {err:.3e}, argmax {agree}/{}",
-            ids.len(),
-            ids.len()
-        );
-        assert!(err <= tol, "{what} prompt {p}: rel L2 {err:.3e} > {tol:e}");
-        assert_eq!(agree, ids.len(), "{what} prompt {p}: argmax differs");
-    }
-    worst
 }
 
 fn greedy_fixture(case: &str) -> Option<(Vec<u32>, Vec<u32>)> {
@@ -91,47 +84,91 @@ fn greedy_fixture(case: &str) -> Option<(Vec<u32>, Vec<u32>)> {
     Some((ids("prompt"), ids("new_ids")))
 }
 
-fn tinystories(size: &str) {
-    let Some(s) = common::shared() else { return };
-    let dir: &Path = &s.join(format!("data/real-models/bitllama2c-tinystories-{size}"));
-    let model = Model::load(dir).unwrap();
-    let case = format!("tinystories-{size}");
-    // Trained models: a 1e-7 difference can flip an int8 activation rounding (shared/README.md);
-    // measured here: ≤ 3e-7 (3M), 1.9e-4 (1M prompt 1, the same as transformers CPU vs GPU).
-    check(&model, &case, 5e-3, &case);
-    let (prompt, want) = greedy_fixture(&case).expect("greedy fixture");
-    let got = common::greedy(&model, &prompt, want.len());
-    assert_eq!(
-        got, want,
-        "{case}: greedy continuation differs from transformers' generate()"
-    );
+/// Where the case's checkpoint is: a shared file/folder, or one synthesized into `tmp`.
+fn model_path(case: &serde_json::Value, shared: &Path, tmp: &Path) -> PathBuf {
+    if let Some(p) = case["shared"].as_str() {
+        return shared.join(p);
+    }
+    let spec = &case["synth"];
+    let format: Format = spec["format"].as_str().unwrap().parse().unwrap();
+    let name = case["name"].as_str().unwrap();
+    let out = tmp.join(format!(
+        "{name}{}",
+        if format.is_gguf() { ".gguf" } else { "" }
+    ));
+    let s = SynthSpec {
+        shape: Shape::named(spec["shape"].as_str().unwrap()).unwrap(),
+        format,
+        seed: spec["seed"].as_u64().unwrap(),
+        embed: EmbedType::F16,
+    };
+    synth(&s, &out, &mut |_, _| {}).unwrap();
+    out
 }
 
-#[test]
-fn tinystories_3m_matches_transformers() {
-    tinystories("3m");
-}
-
-#[test]
-fn tinystories_1m_matches_transformers() {
-    tinystories("1m");
-}
-
-#[test]
-fn bitnetcpp_tiny_every_format_matches_transformers() {
-    let Some(s) = common::shared() else { return };
-    if reference("bitnetcpp-tiny").is_empty() {
-        eprintln!("SKIPPED: no transformers fixture for bitnetcpp-tiny yet");
+/// Compare every case whose name starts with `prefix` and that has a fixture.
+fn run(prefix: &str) {
+    let Some(shared) = common::shared() else {
         return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut compared = 0;
+    for case in cases() {
+        let name = case["name"].as_str().unwrap();
+        if !name.starts_with(prefix) {
+            continue;
+        }
+        let refs = reference(name);
+        if refs.is_empty() {
+            eprintln!("SKIPPED: no transformers fixture for {name} yet");
+            continue;
+        }
+        let model = Model::load(model_path(&case, &shared, tmp.path())).unwrap();
+        for (p, (ids, want, vocab)) in refs.iter().enumerate() {
+            assert_eq!(*vocab, model.config.vocab_size, "{name}: vocab");
+            let got = common::all_logits(&model, ids);
+            let err = rel_l2(&got, want);
+            let agree = got
+                .chunks(*vocab)
+                .zip(want.chunks(*vocab))
+                .filter(|(a, b)| argmax(a) == argmax(b))
+                .count();
+            eprintln!(
+                "{name} prompt {p} ({} ids): rel L2 {err:.3e}, argmax {agree}/{}",
+                ids.len(),
+                ids.len()
+            );
+            assert!(err <= TOL, "{name} prompt {p}: rel L2 {err:.3e} > {TOL:e}");
+            assert_eq!(agree, ids.len(), "{name} prompt {p}: argmax differs");
+        }
+        if let Some((prompt, want)) = greedy_fixture(name) {
+            let got = common::greedy(&model, &prompt, want.len());
+            assert_eq!(
+                got, want,
+                "{name}: greedy continuation differs from transformers' generate()"
+            );
+            eprintln!("{name}: greedy {} tokens match", want.len());
+        }
+        compared += 1;
     }
-    let dir = s.join("data/bitnetcpp/tiny");
-    // HF bf16 master and I2_S carry the same numbers as the reference; TQ scales are fp16.
-    for (name, path, tol) in [
-        ("HF bf16 master", dir.clone(), 5e-3),
-        ("I2_S", dir.join("model-i2_s.gguf"), 5e-3),
-        ("TQ2_0", dir.join("model-tq2_0.gguf"), 3e-2),
-        ("TQ1_0", dir.join("model-tq1_0.gguf"), 3e-2),
-    ] {
-        check(&Model::load(path).unwrap(), "bitnetcpp-tiny", tol, name);
-    }
+    eprintln!("{compared} {prefix}* cases compared");
+}
+
+/// Real trained models (measured: ≤ 3e-7 for 3M; 1.9e-4 on one 1M prompt, the same as
+/// transformers CPU vs GPU, where a 1e-7 difference flips an int8 activation rounding).
+#[test]
+fn tinystories_match_transformers() {
+    run("tinystories");
+}
+
+/// shared/data/bitnetcpp/tiny: bf16 master folder and bitnet.cpp / gguf-py GGUFs.
+#[test]
+fn bitnetcpp_tiny_matches_transformers() {
+    run("bitnetcpp");
+}
+
+/// `bitnet synth` checkpoints (tiny; gqa = head_dim 128, 4:1 GQA) in every layout.
+#[test]
+fn synth_match_transformers() {
+    run("synth");
 }
