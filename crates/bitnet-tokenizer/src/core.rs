@@ -41,15 +41,22 @@ pub struct CoreTokenizer {
 }
 
 impl CoreTokenizer {
-    /// Assemble a tokenizer. `texts`, `attrs` and `pieces` have one entry per id.
+    /// Assemble a tokenizer. `texts`, `attrs` and `pieces` have one entry per id (`texts`
+    /// decides the vocabulary size; missing attributes default to NORMAL, missing pieces to
+    /// the spelling's bytes).
     pub fn new(
         texts: Vec<String>,
-        attrs: Vec<u32>,
-        pieces: Vec<Vec<u8>>,
+        mut attrs: Vec<u32>,
+        mut pieces: Vec<Vec<u8>>,
         engine: Engine,
         special: SpecialTokens,
         description: String,
     ) -> CoreTokenizer {
+        attrs.resize(texts.len(), attr::NORMAL);
+        pieces.truncate(texts.len());
+        for t in &texts[pieces.len()..] {
+            pieces.push(t.as_bytes().to_vec());
+        }
         let mut text_to_id = FxHashMap::default();
         for (i, t) in texts.iter().enumerate() {
             text_to_id.insert(t.clone(), i as u32);
