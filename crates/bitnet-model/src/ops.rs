@@ -73,7 +73,8 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// Causal attention of one query head over cached positions `0..n_ctx`.
+/// Causal attention of one query head over cached positions `0..n_ctx` (dot products and the
+/// weighted sum of values use the kernels' vectorized `dot`/`axpy`).
 /// `q`: `[head_dim]`; `k_cache`/`v_cache`: `[positions × kv_stride]`, this head's slice at
 /// `kv_offset`; `scores`: scratch `[≥ n_ctx]`; `out`: `[head_dim]`.
 #[allow(clippy::too_many_arguments)]
@@ -92,15 +93,13 @@ pub fn attend(
     let scores = &mut scores[..n_ctx];
     for (p, s) in scores.iter_mut().enumerate() {
         let k = &k_cache[p * kv_stride + kv_offset..p * kv_stride + kv_offset + hd];
-        *s = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+        *s = bitnet_kernels::ops::dot(q, k) * scale;
     }
     softmax(scores);
     out.fill(0.0);
     for (p, &w) in scores.iter().enumerate() {
         let v = &v_cache[p * kv_stride + kv_offset..p * kv_stride + kv_offset + hd];
-        for (o, &vi) in out.iter_mut().zip(v) {
-            *o += w * vi;
-        }
+        bitnet_kernels::ops::axpy(out, w, v);
     }
 }
 
