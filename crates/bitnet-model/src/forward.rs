@@ -4,7 +4,7 @@
 use bitnet_kernels::quantize_activations;
 
 use crate::ops::{attend, gated_act, rmsnorm, rmsnorm_inplace, rope};
-use crate::state::shape_of;
+use crate::state::{shape_of, LinearScratch};
 use crate::weights::{Linear, Proj};
 use crate::{Model, ModelError, Result, State};
 
@@ -18,19 +18,16 @@ pub enum Logits {
 }
 
 /// `out[t] = lin(x[t])` for `n` tokens: optional own RMSNorm, per-token int8 quantization,
-/// ternary product (or a dense product for float modules).
-/// `x`: `[n × in]`; `xn`/`xq`: scratch `[≥ n × in]`; `xs`: `[≥ n]`; `out`: `[n × out]`.
-#[allow(clippy::too_many_arguments)]
+/// ternary product (or a dense product for float modules). `x`: `[n × in]`; `out`: `[n × out]`.
 fn linear(
     lin: &Linear,
     x: &[f32],
     n: usize,
     norm_eps: f32,
-    xn: &mut [f32],
-    xq: &mut [i8],
-    xs: &mut [f32],
+    sc: &mut LinearScratch,
     out: &mut [f32],
 ) {
+    let LinearScratch { xn, xq, xs } = sc;
     let (cols, rows) = (lin.in_features(), lin.out_features());
     let x = &x[..n * cols];
     let out = &mut out[..n * rows];
@@ -176,15 +173,9 @@ impl Model {
                 );
             }
             // q, k, v = BitLinear(xb)
-            linear(
-                &layer.wq, &s.xb, n, lin_eps, &mut s.xn, &mut s.xq, &mut s.xs, &mut s.q,
-            );
-            linear(
-                &layer.wk, &s.xb, n, lin_eps, &mut s.xn, &mut s.xq, &mut s.xs, &mut s.k,
-            );
-            linear(
-                &layer.wv, &s.xb, n, lin_eps, &mut s.xn, &mut s.xq, &mut s.xs, &mut s.v,
-            );
+            linear(&layer.wq, &s.xb, n, lin_eps, &mut s.lin, &mut s.q);
+            linear(&layer.wk, &s.xb, n, lin_eps, &mut s.lin, &mut s.k);
+            linear(&layer.wv, &s.xb, n, lin_eps, &mut s.lin, &mut s.v);
             // RoPE on q and k, then append k and v to the cache.
             let kc = &mut s.k_cache[l * layer_cache..(l + 1) * layer_cache];
             let vc = &mut s.v_cache[l * layer_cache..(l + 1) * layer_cache];
@@ -234,16 +225,7 @@ impl Model {
                 }
             }
             // x += wo(att)
-            linear(
-                &layer.wo,
-                &s.att,
-                n,
-                lin_eps,
-                &mut s.xn,
-                &mut s.xq,
-                &mut s.xs,
-                &mut s.proj,
-            );
+            linear(&layer.wo, &s.att, n, lin_eps, &mut s.lin, &mut s.proj);
             for (xi, pi) in s.x[..n * dim].iter_mut().zip(&s.proj[..n * dim]) {
                 *xi += pi;
             }
@@ -257,26 +239,8 @@ impl Model {
                     &mut s.xb[t * dim..(t + 1) * dim],
                 );
             }
-            linear(
-                &layer.w_gate,
-                &s.xb,
-                n,
-                lin_eps,
-                &mut s.xn,
-                &mut s.xq,
-                &mut s.xs,
-                &mut s.gate,
-            );
-            linear(
-                &layer.w_up,
-                &s.xb,
-                n,
-                lin_eps,
-                &mut s.xn,
-                &mut s.xq,
-                &mut s.xs,
-                &mut s.up,
-            );
+            linear(&layer.w_gate, &s.xb, n, lin_eps, &mut s.lin, &mut s.gate);
+            linear(&layer.w_up, &s.xb, n, lin_eps, &mut s.lin, &mut s.up);
             // h = act(gate) · up, then the BitNet sub-norm.
             for t in 0..n {
                 let g = &mut s.gate[t * ffn..(t + 1) * ffn];
@@ -286,16 +250,7 @@ impl Model {
                 }
             }
             // x += w_down(h)
-            linear(
-                &layer.w_down,
-                &s.gate,
-                n,
-                lin_eps,
-                &mut s.xn,
-                &mut s.xq,
-                &mut s.xs,
-                &mut s.proj,
-            );
+            linear(&layer.w_down, &s.gate, n, lin_eps, &mut s.lin, &mut s.proj);
             for (xi, pi) in s.x[..n * dim].iter_mut().zip(&s.proj[..n * dim]) {
                 *xi += pi;
             }

@@ -19,12 +19,8 @@ pub struct State {
     pub(crate) x: Vec<f32>,
     /// `[max_batch × dim]` normalized residual (input of Q/K/V and of the FFN, final norm).
     pub(crate) xb: Vec<f32>,
-    /// `[max_batch × max_in]` a BitLinear's own input RMSNorm output (use_rms_norm).
-    pub(crate) xn: Vec<f32>,
-    /// `[max_batch × max_in]` int8 activations.
-    pub(crate) xq: Vec<i8>,
-    /// `[max_batch]` activation scales.
-    pub(crate) xs: Vec<f32>,
+    /// Scratch of one BitLinear call.
+    pub(crate) lin: LinearScratch,
     /// `[max_batch × q_dim]` queries.
     pub(crate) q: Vec<f32>,
     /// `[max_batch × kv_dim]` keys of this pass.
@@ -51,6 +47,16 @@ pub struct State {
     pub(crate) rope_sin: Vec<f32>,
     /// `[logit_rows × vocab]` logits of the last pass.
     pub(crate) logits: Vec<f32>,
+}
+
+/// Buffers a linear layer uses between its input and its output.
+pub(crate) struct LinearScratch {
+    /// `[max_batch × max_in]` a BitLinear's own input RMSNorm output (use_rms_norm).
+    pub(crate) xn: Vec<f32>,
+    /// `[max_batch × max_in]` int8 activations.
+    pub(crate) xq: Vec<i8>,
+    /// `[max_batch]` activation scales.
+    pub(crate) xs: Vec<f32>,
 }
 
 pub(crate) fn shape_of(c: &Config) -> [usize; 8] {
@@ -121,9 +127,11 @@ impl State {
             shape: shape_of(c),
             x: vec![0.0; max_batch * c.dim],
             xb: vec![0.0; max_batch * c.dim],
-            xn: vec![0.0; max_batch * max_in],
-            xq: vec![0; max_batch * max_in],
-            xs: vec![0.0; max_batch],
+            lin: LinearScratch {
+                xn: vec![0.0; max_batch * max_in],
+                xq: vec![0; max_batch * max_in],
+                xs: vec![0.0; max_batch],
+            },
             q: vec![0.0; max_batch * c.q_dim()],
             k: vec![0.0; max_batch * c.kv_dim()],
             v: vec![0.0; max_batch * c.kv_dim()],
@@ -169,8 +177,8 @@ impl State {
     pub fn bytes(&self) -> usize {
         4 * (self.x.len()
             + self.xb.len()
-            + self.xn.len()
-            + self.xs.len()
+            + self.lin.xn.len()
+            + self.lin.xs.len()
             + self.q.len()
             + self.k.len()
             + self.v.len()
@@ -184,6 +192,6 @@ impl State {
             + self.rope_cos.len()
             + self.rope_sin.len()
             + self.logits.len())
-            + self.xq.len()
+            + self.lin.xq.len()
     }
 }

@@ -181,7 +181,7 @@ pub(crate) struct GgufSource<'f> {
 }
 
 impl<'f> GgufSource<'f> {
-    pub(crate) fn new(f: &'f GgufFile, _config: &Config) -> Self {
+    pub(crate) fn new(f: &'f GgufFile) -> Self {
         GgufSource {
             f,
             file: file_name(f),

@@ -105,7 +105,7 @@ impl Model {
     /// Load from an open GGUF file.
     pub fn from_gguf(file: &bitnet_gguf::GgufFile) -> Result<Model> {
         let config = gguf::config_from_gguf(file)?;
-        let src = gguf::GgufSource::new(file, &config);
+        let src = gguf::GgufSource::new(file);
         let weights = load_weights(&src, &config)?;
         Ok(Model { config, weights })
     }
