@@ -323,3 +323,74 @@ fn llamacpp_bitnet_arch_with_scale_tensors() {
         common::all_logits(&reference, &IDS)
     );
 }
+
+#[test]
+fn modules_to_not_convert_stay_float() {
+    let Some(s) = common::shared() else { return };
+    let src = s.join("data/real-models/bitllama2c-tinystories-1m");
+    let set = SafetensorsSet::open(&src).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // layer 0's down_proj as an F32 matrix holding exactly the packed weights' t·weight_scale.
+    let original = Model::load(&src).unwrap();
+    let Proj::Ternary(down) = &original.weights.layers[0].w_down.proj else {
+        panic!()
+    };
+    let dense: Vec<f32> = down
+        .to_trits()
+        .iter()
+        .map(|&t| t as f32 * down.scale())
+        .collect();
+    let mut names: Vec<String> = set
+        .tensors()
+        .map(|t| t.name.clone())
+        .filter(|n| !n.starts_with("model.layers.0.mlp.down_proj."))
+        .collect();
+    names.sort();
+    let mut header = serde_json::Map::new();
+    let mut blobs: Vec<Vec<u8>> = Vec::new();
+    let mut off = 0usize;
+    for n in &names {
+        let t = set.get(n).unwrap();
+        header.insert(n.clone(), serde_json::json!({"dtype": format!("{:?}", t.dtype), "shape": t.shape, "data_offsets": [off, off + t.bytes()]}));
+        off += t.bytes();
+        blobs.push(set.data(t).to_vec());
+    }
+    let bytes: Vec<u8> = dense.iter().flat_map(|v| v.to_le_bytes()).collect();
+    header.insert(
+        "model.layers.0.mlp.down_proj.weight".into(),
+        serde_json::json!({"dtype": "F32", "shape": [down.rows(), down.cols()], "data_offsets": [off, off + bytes.len()]}),
+    );
+    blobs.push(bytes);
+    let mut h = serde_json::Value::Object(header).to_string().into_bytes();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&h);
+    for b in &blobs {
+        out.extend_from_slice(b);
+    }
+    std::fs::write(tmp.path().join("model.safetensors"), out).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    cfg["quantization_config"]["modules_to_not_convert"] =
+        serde_json::json!(["lm_head", "layers.0.mlp.down_proj"]);
+    std::fs::write(tmp.path().join("config.json"), cfg.to_string()).unwrap();
+
+    let m = Model::load(tmp.path()).unwrap();
+    let l0 = &m.weights.layers[0];
+    assert!(matches!(l0.w_down.proj, Proj::Dense(_)) && l0.w_down.input_norm.is_none());
+    assert!(matches!(l0.w_up.proj, Proj::Ternary(_)) && l0.w_up.input_norm.is_some());
+    // Same weights, but that one module now sees its float input (no own RMSNorm, no int8
+    // quantization): close to the original model, not equal.
+    let (a, b) = (
+        common::all_logits(&m, &IDS),
+        common::all_logits(&original, &IDS),
+    );
+    let err = rel_l2(&a, &b);
+    eprintln!("one float module vs all ternary: rel L2 {err:.3e}");
+    assert!(
+        a.iter().all(|v| v.is_finite()) && err > 1e-6,
+        "rel L2 {err:e}"
+    );
+}
