@@ -118,7 +118,9 @@ fn layout_roundtrip_and_errors() {
         assert_eq!(w.to_trits(), t);
         assert_eq!((w.rows(), w.cols(), w.scale()), (r, c, 1.0));
     }
-    // 2 bits per weight, no padding on 2B4T shapes.
+    // 2 bits per weight, no padding on 2B4T shapes; odd panel counts get one zero panel.
+    let w = TernaryMatrix::from_trits(33, 16, &vec![0; 33 * 16], 1.0).unwrap();
+    assert_eq!(w.bytes(), 4 * 64); // 3 panels of 16 rows, padded to 4
     let w = TernaryMatrix::from_trits(640, 2560, &vec![0; 640 * 2560], 1.0).unwrap();
     assert_eq!(w.bytes(), 640 * 2560 / 4);
     assert!(TernaryMatrix::from_trits(2, 2, &[0, 0, 0], 1.0).is_err());

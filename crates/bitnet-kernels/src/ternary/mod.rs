@@ -1,9 +1,11 @@
 //! Ternary weight matrices in the kernels' own layout, and their GEMV/GEMM.
 //!
 //! # Layout
-//! Rows are grouped in panels of [`PANEL`] = 16 rows (the last panel padded with zero rows) and
-//! columns in steps of [`KSTEP`] = 16 (the last step padded with zero columns). Each
-//! (panel, step) pair is one 64-byte, 64-byte-aligned chunk; a panel's chunks are contiguous.
+//! Rows are grouped in panels of [`PANEL`] = 16 rows (padded with zero rows to an even number
+//! of panels) and columns in steps of [`KSTEP`] = 16 (the last step padded with zero columns).
+//! Each (panel, step) pair is one 64-byte, 64-byte-aligned chunk. The two panels of a pair are
+//! interleaved step by step (chunk (p, q) at `(p/2)·2·nq + 2q + p%2`), so a two-panel kernel
+//! reads the whole matrix as one sequential stream.
 //! Byte `lane·4 + j` of chunk (p, q) holds, in bits `2s..2s+2`, the trit of row `16p + lane` at
 //! column `16q + 4s + j`, stored unsigned as `u = w + 1 ∈ {0, 1, 2}` (2 bits per weight).
 //!
@@ -45,7 +47,7 @@ pub struct TernaryMatrix {
     rows: usize,
     cols: usize,
     scale: f32,
-    /// Chunks, panel-major: chunk (p, q) at index `p·nq + q`; `panels × nq` of them.
+    /// Chunks: chunk (p, q) at index `(p/2)·2·nq + 2q + p%2`; `panels × nq` of them.
     packed: HugeBuf<Chunk>,
 }
 
@@ -92,14 +94,16 @@ impl TernaryMatrix {
             return Err(KernelError::BadTrit { index, value });
         }
         let nq = cols.div_ceil(KSTEP);
-        let panels = rows.div_ceil(PANEL);
+        let panels = rows.div_ceil(PANEL).div_ceil(2) * 2;
         // Padding encodes w = 0 (u = 1): 0b01010101.
         let mut packed = HugeBuf::filled(panels * nq, Chunk([0x55; CHUNK]));
-        for (p, panel) in packed.chunks_mut(nq.max(1)).enumerate().take(panels) {
+        for p in 0..rows.div_ceil(PANEL) {
+            let base = panel_base(p, nq);
             for lane in 0..PANEL.min(rows - p * PANEL) {
                 let r = p * PANEL + lane;
                 let row = &trits[r * cols..(r + 1) * cols];
-                for (q, ch) in panel.iter_mut().enumerate() {
+                for q in 0..nq {
+                    let ch = &mut packed[base + 2 * q];
                     let c0 = q * KSTEP;
                     let mut w = [0i8; KSTEP]; // zero padding (u = 1)
                     let cn = (cols - c0).min(KSTEP);
@@ -147,7 +151,7 @@ impl TernaryMatrix {
             let (p, lane) = (r / PANEL, r % PANEL);
             for c in 0..self.cols {
                 let (q, s, j) = (c / KSTEP, (c % KSTEP) / 4, c % 4);
-                let byte = self.packed[p * g.nq + q].0[lane * 4 + j];
+                let byte = self.packed[panel_base(p, g.nq) + 2 * q].0[lane * 4 + j];
                 out[r * self.cols + c] = ((byte >> (2 * s)) & 3) as i8 - 1;
             }
         }
@@ -160,13 +164,16 @@ impl TernaryMatrix {
             cols: self.cols,
             nq: self.cols.div_ceil(KSTEP),
             nq_full: self.cols / KSTEP,
-            panels: self.rows.div_ceil(PANEL),
+            panels: self.rows.div_ceil(PANEL).div_ceil(2) * 2,
         }
     }
 
-    /// The chunks of panel `p` onward.
-    pub(crate) fn panel_chunks(&self, p: usize) -> &[Chunk] {
-        &self.packed[p * self.geom().nq..]
+    /// Pointer to chunk (p, 0); chunk (p, q) is at `+ 2q`, and for even `p` chunk (p+1, q) at
+    /// `+ 2q + 1`. Valid for `p < panels`.
+    pub(crate) fn panel_ptr(&self, p: usize) -> *const Chunk {
+        let g = self.geom();
+        assert!(p < g.panels);
+        self.packed[panel_base(p, g.nq)..].as_ptr()
     }
 
     /// `out[r] = (Σ_c W[r,c]·xq[c]) as f32 / x_scale · scale` for one token (`xq`: cols,
@@ -262,6 +269,12 @@ impl TernaryMatrix {
             _ => scalar::panels(self, g, p0, p1, xq, x_scales, sums, out),
         }
     }
+}
+
+/// Index of chunk (p, 0) in the interleaved layout.
+#[inline]
+pub(crate) fn panel_base(p: usize, nq: usize) -> usize {
+    (p / 2) * 2 * nq + (p % 2)
 }
 
 /// Σ x over one token's quantized activations.

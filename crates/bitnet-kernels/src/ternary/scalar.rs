@@ -1,6 +1,6 @@
 //! Portable reference kernel over the packed layout.
 
-use super::{finish, store_rows, Geom, TernaryMatrix, KSTEP, PANEL};
+use super::{finish, panel_base, store_rows, Geom, TernaryMatrix, KSTEP, PANEL};
 use crate::pool::SharedMut;
 
 /// Rows of panels `p0..p1` for every token (`xq`: n × cols, `out`: n × rows).
@@ -18,9 +18,14 @@ pub(super) fn panels(
         let x = &xq[t * g.cols..(t + 1) * g.cols];
         let sx = sums[t];
         for p in p0..p1 {
-            let chunks = &m.panel_chunks(p)[..g.nq];
+            let r0 = p * PANEL;
+            if r0 >= g.rows {
+                continue; // padding panel
+            }
+            let base = panel_base(p, g.nq);
             let mut acc = [0i32; PANEL];
-            for (q, ch) in chunks.iter().enumerate() {
+            for q in 0..g.nq {
+                let ch = &m.packed[base + 2 * q];
                 let mut xb = [0i8; KSTEP];
                 let c0 = q * KSTEP;
                 let cn = (g.cols - c0).min(KSTEP);
@@ -35,7 +40,6 @@ pub(super) fn panels(
                     }
                 }
             }
-            let r0 = p * PANEL;
             let nr = (g.rows - r0).min(PANEL);
             let mut vals = [0f32; PANEL];
             for (v, &a) in vals.iter_mut().zip(&acc) {

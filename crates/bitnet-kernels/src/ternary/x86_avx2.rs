@@ -29,7 +29,7 @@ pub(super) unsafe fn panels(
 ) {
     let n = x_scales.len();
     for p in p0..p1 {
-        let wp = m.panel_chunks(p).as_ptr();
+        let wp = m.panel_ptr(p);
         let mut t0 = 0;
         while t0 < n {
             let tn = (n - t0).min(T_TILE);
@@ -59,7 +59,7 @@ fn tail16(x: &[i8], g: &Geom) -> [i8; KSTEP] {
 /// Tokens `t0..t0+T` × one panel at `wp`.
 ///
 /// # Safety
-/// AVX2; `wp` points at `nq` chunks; `xq` holds tokens `t0..t0+T`; `out` as in [`panels`].
+/// AVX2; `wp` points at chunk (p, 0) (chunk q at `wp + 2q`); `xq` holds tokens `t0..t0+T`; `out` as in [`panels`].
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm<const T: usize>(
@@ -82,9 +82,9 @@ unsafe fn gemm<const T: usize>(
     macro_rules! step {
         ($q:expr, $xp:expr) => {{
             for h in 0..2 {
-                // SAFETY: chunk q exists; its half h is 32 bytes at offset 32h (aligned).
+                // SAFETY: chunk (p, q) is at wp + 2q; its half h is 32 bytes at offset 32h (aligned).
                 let w = unsafe {
-                    _mm256_load_si256((wp.add($q) as *const u8).add(32 * h) as *const __m256i)
+                    _mm256_load_si256((wp.add(2 * $q) as *const u8).add(32 * h) as *const __m256i)
                 };
                 let wu = [
                     _mm256_and_si256(w, m3),
@@ -115,6 +115,9 @@ unsafe fn gemm<const T: usize>(
         step!(g.nq_full, |t: usize| tails[t].as_ptr());
     }
     let r0 = p * PANEL;
+    if r0 >= g.rows {
+        return; // padding panel
+    }
     let nr = (g.rows - r0).min(PANEL);
     for t in 0..T {
         let sx = _mm256_set1_epi32(sums[t0 + t]);

@@ -37,7 +37,7 @@ pub(super) unsafe fn panels(
     let mut p = p0;
     while p < p1 {
         let r = if p + 1 < p1 { 2 } else { 1 };
-        let wp = m.panel_chunks(p).as_ptr();
+        let wp = m.panel_ptr(p);
         if n == 1 {
             let sx = sums[0];
             // SAFETY: the panels p..p+r exist (r chunks-runs of nq); xq has cols bytes.
@@ -110,15 +110,15 @@ thread_local! {
 /// of chunk q of panel r.
 ///
 /// # Safety
-/// AVX-512 F/BW; `wp` points at `2·nq` chunks, `dst` at `8·nq` writable chunks.
+/// AVX-512 F/BW; `wp` points at an interleaved pair (`2·nq` chunks), `dst` at `8·nq` writable chunks.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn unpack_pair(wp: *const Chunk, nq: usize, dst: *mut Chunk) {
     let m3 = _mm512_set1_epi8(3);
     for q in 0..nq {
         for r in 0..2 {
-            // SAFETY: chunk r·nq + q exists; destinations (q·4 + s)·2 + r < 8·nq; aligned.
+            // SAFETY: chunk (p+r, q) is at wp + 2q + r < 2·nq; destinations (q·4 + s)·2 + r < 8·nq; aligned.
             unsafe {
-                let w = _mm512_load_si512(wp.add(r * nq + q) as *const __m512i);
+                let w = _mm512_load_si512(wp.add(2 * q + r) as *const __m512i);
                 let d = |s: usize| dst.add((q * 4 + s) * 2 + r) as *mut __m512i;
                 _mm512_store_si512(d(0), _mm512_and_si512(w, m3));
                 _mm512_store_si512(d(1), _mm512_and_si512(_mm512_srli_epi16::<2>(w), m3));
@@ -273,6 +273,9 @@ unsafe fn epilogue(
     // SAFETY: vals holds 16 f32.
     unsafe { _mm512_storeu_ps(vals.as_mut_ptr(), f) };
     let r0 = p * PANEL;
+    if r0 >= g.rows {
+        return; // padding panel
+    }
     let nr = (g.rows - r0).min(PANEL);
     // SAFETY: forwarded from the caller.
     unsafe { store_rows(out, g, t, r0, &vals[..nr]) };
@@ -281,7 +284,7 @@ unsafe fn epilogue(
 /// One token, `R` panels starting at `wp`.
 ///
 /// # Safety
-/// AVX-512 F/BW/VNNI; `wp` points at `R·nq` chunks; `x` has `cols` bytes; see [`epilogue`].
+/// AVX-512 F/BW/VNNI; `wp` points at chunk (p, 0) of an interleaved pair (`2·nq` chunks); `x` has `cols` bytes; see [`epilogue`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemv<const R: usize>(
@@ -317,9 +320,9 @@ unsafe fn gemv<const R: usize>(
                 // Prefetch ahead in each weight stream (prefetches never fault, so running
                 // past the matrix end is harmless); wrapping_add keeps the address arithmetic
                 // defined.
-                _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(r * g.nq + $q + PF_AHEAD) as *const i8);
-                // SAFETY: chunk r·nq + q < R·nq exists; chunks are 64-byte aligned.
-                let w = unsafe { _mm512_load_si512(wp.add(r * g.nq + $q) as *const __m512i) };
+                _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(2 * $q + r + PF_AHEAD) as *const i8);
+                // SAFETY: chunk (p+r, q) is at wp + 2q + r, inside the pair's 2·nq chunks; aligned.
+                let w = unsafe { _mm512_load_si512(wp.add(2 * $q + r) as *const __m512i) };
                 for s in 0..4 {
                     acc[r][s] =
                         _mm512_dpbusd_epi32(acc[r][s], _mm512_and_si512(w, masks[s]), xb[s]);
@@ -382,7 +385,7 @@ unsafe fn gemm_dispatch<const R: usize>(
 /// Tokens `t0..t0+T` × `R` panels starting at `wp`.
 ///
 /// # Safety
-/// AVX-512 F/BW/VNNI; `wp` points at `R·nq` chunks; `xq` holds tokens `t0..t0+T`
+/// AVX-512 F/BW/VNNI; `wp` points at chunk (p, 0) of an interleaved pair (`2·nq` chunks); `xq` holds tokens `t0..t0+T`
 /// (`cols` bytes each); see [`epilogue`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
@@ -406,8 +409,8 @@ unsafe fn gemm<const R: usize, const T: usize>(
         ($q:expr, $xp:expr) => {{
             let mut wv = [_mm512_setzero_si512(); R];
             for (r, w) in wv.iter_mut().enumerate() {
-                // SAFETY: chunk r·nq + q exists; 64-byte aligned.
-                *w = unsafe { _mm512_load_si512(wp.add(r * g.nq + $q) as *const __m512i) };
+                // SAFETY: chunk (p+r, q) is at wp + 2q + r, inside the pair's chunks; aligned.
+                *w = unsafe { _mm512_load_si512(wp.add(2 * $q + r) as *const __m512i) };
             }
             for s in 0..4 {
                 let mut wu = [_mm512_setzero_si512(); R];
