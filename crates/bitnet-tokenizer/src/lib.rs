@@ -11,6 +11,36 @@
 //! reproduces llama.cpp's tokenizer (its test vectors pass exactly). [`StreamDecoder`] turns ids
 //! into text incrementally without ever splitting a UTF-8 character. [`chat`] renders
 //! conversations into prompts.
+//!
+//! ```no_run
+//! use bitnet_tokenizer::chat::{ChatTemplate, Message};
+//! use bitnet_tokenizer::{load_tokenizer, StreamDecoder};
+//!
+//! # fn main() -> bitnet_tokenizer::Result<()> {
+//! let loaded = load_tokenizer("models/bitnet-b1.58-2B-4T")?; // or a .gguf / tokenizer.json / tokenizer.model
+//! let tok = loaded.tokenizer.as_ref();
+//! // Raw text: special-token spellings stay text.
+//! let ids = tok.encode("Hello world", tok.add_bos_default(), false)?;
+//! // Chat: the template adds BOS and markers; encode with parse_special = true, no extra BOS.
+//! let chat = ChatTemplate::from_loaded(&loaded)?;
+//! if let Some(note) = chat.override_note() {
+//!     eprintln!("note: {note}");
+//! }
+//! let prompt = chat.render(&[Message::system("Be brief."), Message::user("Hi!")], true)?;
+//! let prompt_ids = tok.encode(&prompt, false, true)?;
+//! // Streaming output of generated ids (continuing after a prompt: no space stripping).
+//! let mut stream = StreamDecoder::new(false, false);
+//! for &id in &ids {
+//!     if tok.is_eog(id) {
+//!         break;
+//!     }
+//!     print!("{}", stream.push(tok, id));
+//! }
+//! print!("{}", stream.finish());
+//! # let _ = prompt_ids;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod bpe;
 pub mod bytelevel;
