@@ -15,6 +15,12 @@ MODELS_DIR holds one sub-folder per case (`case["dir"]`): checkpoints written by
 Loading follows issue 2 item 8:
 * `packed` / `llama`: `AutoModelForCausalLM.from_pretrained(dir, dtype=torch.float32)`; the
   checkpoint's own quantization_config selects transformers' BitLinear / AutoBitLinear.
+* `gguf`: the model skeleton (config) comes from `case["config_dir"]`; EVERY tensor comes from the
+  GGUF file `case["gguf"]`, decoded independently of BitNet-Rust: TQ1_0/TQ2_0/F16/F32 by the
+  `gguf` PyPI package's own dequantizers, I2_S by the numpy decoder below (bitnet.cpp's x86
+  layout, see shared/data/bitnetcpp/tiny/MANIFEST.md). Ternary matrices hold exactly the file's
+  t·scale and are routed through transformers' `ActQuant` only: the reference for "the numbers the
+  file carries" (TQ files round scales to fp16, so they are not the bf16 master's numbers).
 * `master`: bf16/f32 master weights with no quantization_config are loaded as a plain float
   model, and every nn.Linear but `lm_head` is routed through transformers' own `WeightQuant`
   and `ActQuant` (what AutoBitLinear does in online mode).
@@ -65,7 +71,161 @@ def route_master(model):
     return n
 
 
+class ActQuantLinear(nn.Module):
+    """A Linear whose weights already are t·scale: only the activations are fake-quantized."""
+
+    def __init__(self, weight):
+        super().__init__()
+        self.weight = nn.Parameter(weight, requires_grad=False)
+
+    def forward(self, x):
+        return F.linear(ActQuant.apply(x), self.weight)
+
+
+def decode_i2s(raw, n):
+    """bitnet.cpp I2_S (x86 ACT_PARALLEL): n/4 code bytes in 128-element blocks of 32 bytes,
+    byte p of block b holds elements 128b + 32g + p in bits (6 - 2g); then an f32 scale."""
+    codes = np.frombuffer(raw[: n // 4], dtype=np.uint8).reshape(-1, 32)
+    scale = np.frombuffer(raw[n // 4 : n // 4 + 4], dtype=np.float32)[0]
+    out = np.empty((codes.shape[0], 4, 32), dtype=np.int8)
+    for g in range(4):
+        out[:, g, :] = (codes >> (6 - 2 * g)) & 3
+    t = out.reshape(-1).astype(np.float32) - 1.0
+    assert not (out == 3).any(), "I2_S code 3"
+    return t * scale
+
+
+GGUF_NAMES = {
+    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj", "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+    "attn_sub_norm": "self_attn.attn_sub_norm", "ffn_sub_norm": "mlp.ffn_sub_norm",
+}
+
+
+
+
+def parse_gguf(path):
+    """Minimal GGUF v3 header parser (independent of BitNet-Rust and of gguf-py's type table)."""
+    import struct
+
+    b = open(path, "rb").read()
+    pos = 0
+
+    def rd(fmt):
+        nonlocal pos
+        v = struct.unpack_from("<" + fmt, b, pos)
+        pos += struct.calcsize("<" + fmt)
+        return v[0]
+
+    def rstr():
+        nonlocal pos
+        n = rd("Q")
+        s = b[pos : pos + n].decode()
+        pos += n
+        return s
+
+    sizes = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+    def rval(t):
+        if t in sizes:
+            return rd(sizes[t])
+        if t == 8:
+            return rstr()
+        if t == 9:
+            et = rd("I")
+            n = rd("Q")
+            return [rval(et) for _ in range(n)]
+        raise ValueError(t)
+
+    assert b[:4] == b"GGUF"
+    pos = 4
+    rd("I")
+    nt = rd("Q")
+    nkv = rd("Q")
+    meta = {}
+    for _ in range(nkv):
+        k = rstr()
+        meta[k] = rval(rd("I"))
+    infos = []
+    for _ in range(nt):
+        name = rstr()
+        nd = rd("I")
+        dims = [rd("Q") for _ in range(nd)]
+        infos.append((name, dims, rd("I"), rd("Q")))
+    align = meta.get("general.alignment", 32)
+    data = (pos + align - 1) // align * align
+    return b, meta, infos, data
+
+
+def gguf_weights(path):
+    import gguf
+    from gguf.quants import dequantize
+
+    b, meta, infos, data = parse_gguf(path)
+    sizes = {}
+    for t in gguf.GGMLQuantizationType:
+        bs, ts = gguf.GGML_QUANT_SIZES[t]
+        sizes[t.value] = (bs, ts)
+    out = {}
+    for name, dims, ty, off in infos:
+        n = int(np.prod(dims))
+        start = data + off
+        if ty == 36:
+            arr = decode_i2s(b[start : start + n // 4 + 4], n)
+        else:
+            bs, ts = sizes[ty]
+            raw = np.frombuffer(b[start : start + n // bs * ts], dtype=np.uint8)
+            qt = gguf.GGMLQuantizationType(ty)
+            if qt == gguf.GGMLQuantizationType.F32:
+                arr = raw.view(np.float32).copy()
+            elif qt == gguf.GGMLQuantizationType.F16:
+                arr = raw.view(np.float16).astype(np.float32)
+            else:
+                arr = dequantize(raw.reshape(-1, ts), qt).astype(np.float32).reshape(-1)
+        out[name] = arr.reshape(list(reversed(dims)))
+    return out
+
+
+def install_gguf(model, path):
+    w = gguf_weights(path)
+    sd = {}
+    for name, arr in w.items():
+        parts = name.split(".")
+        if parts[0] == "blk":
+            hf = f"model.layers.{parts[1]}.{GGUF_NAMES[parts[2]]}.weight"
+        elif name == "token_embd.weight":
+            hf = "model.embed_tokens.weight"
+        elif name == "output_norm.weight":
+            hf = "model.norm.weight"
+        elif name == "output.weight":
+            hf = "lm_head.weight"
+        else:
+            sys.exit(f"unexpected GGUF tensor {name}")
+        sd[hf] = torch.from_numpy(np.ascontiguousarray(arr))
+    n = 0
+    for mname, mod in list(model.named_modules()):
+        for cname, child in list(mod.named_children()):
+            full = f"{mname}.{cname}" if mname else cname
+            if isinstance(child, nn.Linear) and not full.endswith("lm_head"):
+                setattr(mod, cname, ActQuantLinear(sd.pop(full + ".weight")))
+                n += 1
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if not k.endswith("lm_head.weight") and ".weight" in k and "proj" not in k]
+    if missing or unexpected:
+        sys.exit(f"GGUF load mismatch: missing {missing} unexpected {unexpected}")
+    if model.config.tie_word_embeddings:
+        model.lm_head.weight = model.model.embed_tokens.weight
+    return n
+
+
 def load(case, models_dir, device):
+    if case["kind"] == "gguf":
+        path = os.path.join(models_dir, case["config_dir"])
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        install_gguf(model, os.path.join(models_dir, case["dir"]))
+        model.to(device).eval()
+        return model
     path = os.path.join(models_dir, case["dir"])
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     if case["kind"] == "master":
@@ -98,7 +258,7 @@ def main():
     }
     for case in cases:
         name = case["name"]
-        if not os.path.isdir(os.path.join(args.models, case["dir"])):
+        if not os.path.exists(os.path.join(args.models, case["dir"])):
             print(f"== {name}: SKIPPED, {case['dir']} not in {args.models}", flush=True)
             continue
         print(f"== {name}", flush=True)
