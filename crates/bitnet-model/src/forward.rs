@@ -27,7 +27,7 @@ fn linear(
     sc: &mut LinearScratch,
     out: &mut [f32],
 ) {
-    let LinearScratch { xn, xq, xs } = sc;
+    let LinearScratch { xn, xq, xs, margin } = sc;
     let (cols, rows) = (lin.in_features(), lin.out_features());
     let x = &x[..n * cols];
     let out = &mut out[..n * rows];
@@ -50,6 +50,12 @@ fn linear(
             {
                 *si = quantize_activations(xi, qi);
             }
+            if let Some(margin) = margin {
+                for ((xi, &si), mi) in src.chunks_exact(cols).zip(xs.iter()).zip(margin.iter_mut())
+                {
+                    *mi = mi.min(rounding_margin(xi, si));
+                }
+            }
             if n == 1 {
                 m.matvec(xq, xs[0], out);
             } else {
@@ -64,6 +70,16 @@ fn linear(
             }
         }
     }
+}
+
+/// Smallest relative distance `|y − b| / |y|` of any `y = x·s` to a rounding boundary
+/// `b = k + 0.5` (values clamped to ±127 excluded).
+fn rounding_margin(x: &[f32], s: f32) -> f32 {
+    x.iter()
+        .map(|&v| v * s)
+        .filter(|y| y.abs() < 127.0)
+        .map(|y| ((y - y.floor()) - 0.5).abs() / y.abs().max(0.5))
+        .fold(f32::INFINITY, f32::min)
 }
 
 impl Model {
@@ -151,9 +167,16 @@ impl Model {
         let (dim, q_dim, kv_dim, hd, ffn) = (c.dim, c.q_dim(), c.kv_dim(), c.head_dim, c.ffn_dim);
         let half = hd / 2;
         let group = c.n_heads / c.n_kv_heads;
-        let att_scale = 1.0 / (hd as f32).sqrt();
+        // head_dim^-0.5 rounded once to f32, as torch applies the Python float `scaling`.
+        // head_dim^-0.5 rounded once to f32, as torch applies the Python float `scaling`.
+        let att_scale = (1.0 / (hd as f64).sqrt()) as f32;
         let lin_eps = c.linear_norm_eps.unwrap_or(c.norm_eps);
         let layer_cache = s.context * kv_dim;
+
+        s.last_n = n;
+        if let Some(m) = &mut s.lin.margin {
+            m[..n].fill(f32::INFINITY);
+        }
 
         // Embedding: x[t] = token_embd[tokens[t]].
         for (t, &tok) in tokens.iter().enumerate() {
@@ -278,5 +301,17 @@ impl Model {
         } else {
             head.matmul(&s.xb[..k * dim], k, &mut s.logits[..k * v]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rounding_margin_hand_computed() {
+        // 1.0·2.5 = 2.5 is exactly a tie; 0.25·2.5 = 0.625 is 0.125/0.625 = 0.2 away.
+        assert_eq!(super::rounding_margin(&[1.0, 0.25], 2.5), 0.0);
+        assert_eq!(super::rounding_margin(&[0.25], 2.5), 0.2);
+        // |y| < 0.5 is measured against 0.5: 0.3 → 0.2 / 0.5; clamped values are ignored.
+        assert!((super::rounding_margin(&[0.3, 200.5], 1.0) - 0.4).abs() < 1e-7);
     }
 }

@@ -113,8 +113,10 @@ pub fn gated_act(gate: &mut [f32], up: &[f32], act: crate::Activation) {
             }
         }
         crate::Activation::Silu => {
+            // torch: silu(x) = x · sigmoid(x), sigmoid(x) = 1 / (1 + e^−x); then · up.
             for (g, &u) in gate.iter_mut().zip(up) {
-                *g = *g / (1.0 + (-*g).exp()) * u;
+                let sig = 1.0 / (1.0 + (-*g).exp());
+                *g = (*g * sig) * u;
             }
         }
     }

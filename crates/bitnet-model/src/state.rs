@@ -12,6 +12,8 @@ pub struct State {
     pub(crate) logit_rows: usize,
     /// Positions `0..filled` of the KV cache hold valid keys/values.
     pub(crate) filled: usize,
+    /// Tokens in the last chunk of the last pass.
+    pub(crate) last_n: usize,
     /// Shape fingerprint of the config this state was made for.
     pub(crate) shape: [usize; 8],
 
@@ -57,6 +59,8 @@ pub(crate) struct LinearScratch {
     pub(crate) xq: Vec<i8>,
     /// `[max_batch]` activation scales.
     pub(crate) xs: Vec<f32>,
+    /// `[max_batch]` rounding margin per token of the current pass, when tracking is on.
+    pub(crate) margin: Option<Vec<f32>>,
 }
 
 pub(crate) fn shape_of(c: &Config) -> [usize; 8] {
@@ -131,7 +135,9 @@ impl State {
                 xn: vec![0.0; max_batch * max_in],
                 xq: vec![0; max_batch * max_in],
                 xs: vec![0.0; max_batch],
+                margin: None,
             },
+            last_n: 0,
             q: vec![0.0; max_batch * c.q_dim()],
             k: vec![0.0; max_batch * c.kv_dim()],
             v: vec![0.0; max_batch * c.kv_dim()],
@@ -166,6 +172,22 @@ impl State {
     /// Number of positions the KV cache holds; the next token goes at this position.
     pub fn pos(&self) -> usize {
         self.filled
+    }
+
+    /// Turn tracking of int8 rounding margins on or off (off by default; costs one extra pass
+    /// over each quantized activation vector while on). See [`State::rounding_margin`].
+    pub fn track_rounding_margin(&mut self, on: bool) {
+        self.lin.margin = on.then(|| vec![f32::INFINITY; self.max_batch]);
+    }
+
+    /// With tracking on: for each token of the last pass (the last chunk of a long prompt), the
+    /// smallest relative distance `|y − b| / |y|` between any of its quantized activations
+    /// `y = x·s` and a rounding boundary `b` (…, −0.5, 0.5, 1.5, …). A margin of a few f32 ulps
+    /// (≲ 1e-6) means a last-bit difference in the input could flip that rounding: another
+    /// float32 implementation (transformers on CPU vs GPU, for one) may then legitimately
+    /// disagree from this position on.
+    pub fn rounding_margin(&self) -> Option<&[f32]> {
+        self.lin.margin.as_ref().map(|m| &m[..self.last_n])
     }
 
     /// Forget the sequence (keeps the allocation).
