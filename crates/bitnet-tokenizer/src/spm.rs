@@ -26,6 +26,19 @@ pub struct SpmModel {
     /// character never takes part in a merge, so text can be cut around it without changing
     /// the result (a large speed-up on multi-line text).
     mergeable_chars: crate::fxhash::FxHashMap<char, ()>,
+    /// Longest mergeable piece in bytes (longer concatenations are never looked up).
+    max_piece_len: usize,
+}
+
+/// Reusable buffers of one segment: symbol `i` is bytes `start[i]..start[i] + len[i]`
+/// (`len` 0 = merged away), `prev`/`next` link live symbols (-1 = none).
+#[derive(Default)]
+struct Scratch {
+    start: Vec<usize>,
+    len: Vec<usize>,
+    prev: Vec<isize>,
+    next: Vec<isize>,
+    heap: BinaryHeap<Bigram>,
 }
 
 #[derive(PartialEq)]
@@ -71,9 +84,11 @@ impl SpmModel {
         let mut lookup = FxHashMap::default();
         let mut byte_tokens = [None; 256];
         let mut mergeable_chars = FxHashMap::default();
+        let mut max_piece_len = 0;
         for (id, p) in pieces.iter().enumerate() {
             if mergeable(id) {
                 lookup.insert(p.as_bytes().to_vec(), id as u32);
+                max_piece_len = max_piece_len.max(p.len());
                 if p.chars().nth(1).is_some() {
                     for c in p.chars() {
                         mergeable_chars.insert(c, ());
@@ -94,6 +109,7 @@ impl SpmModel {
             add_space_prefix: true,
             remove_extra_whitespaces: false,
             mergeable_chars,
+            max_piece_len,
         }
     }
 
@@ -103,92 +119,99 @@ impl SpmModel {
 
     /// Tokenize text whose spaces are already escaped as `▁`.
     pub fn encode_escaped(&self, text: &str, out: &mut Vec<u32>) {
+        let mut sc = Scratch::default();
         // Cut around characters that never merge; each segment is independent.
         let mut seg_start = 0;
         for (i, c) in text.char_indices() {
             if !self.mergeable_chars.contains_key(&c) {
                 if i > seg_start {
-                    self.encode_segment(&text[seg_start..i], out);
+                    self.encode_segment(&text[seg_start..i], out, &mut sc);
                 }
                 let end = i + c.len_utf8();
-                self.encode_segment(&text[i..end], out);
+                self.encode_segment(&text[i..end], out, &mut sc);
                 seg_start = end;
             }
         }
         if seg_start < text.len() {
-            self.encode_segment(&text[seg_start..], out);
+            self.encode_segment(&text[seg_start..], out, &mut sc);
         }
     }
 
-    fn encode_segment(&self, text: &str, out: &mut Vec<u32>) {
-        let bytes = text.as_bytes();
-        // Symbols: byte ranges [start[i], start[i] + len[i]); len 0 = merged away.
-        let mut start: Vec<usize> = Vec::new();
-        let mut len: Vec<usize> = Vec::new();
-        for (i, c) in text.char_indices() {
-            start.push(i);
-            len.push(c.len_utf8());
+    /// Queue the merge of symbols `l` and `r` if their concatenation is a piece.
+    fn try_add(&self, bytes: &[u8], sc: &mut Scratch, l: isize, r: isize) {
+        if l < 0 || r < 0 {
+            return;
         }
-        let n = start.len();
+        let (l, r) = (l as usize, r as usize);
+        let s = sc.start[l];
+        let size = sc.len[l] + sc.len[r];
+        if size > self.max_piece_len {
+            return;
+        }
+        if let Some(&id) = self.lookup.get(&bytes[s..s + size]) {
+            sc.heap.push(Bigram {
+                score: self.score(id),
+                left: l,
+                right: r,
+                size,
+            });
+        }
+    }
+
+    fn encode_segment(&self, text: &str, out: &mut Vec<u32>, sc: &mut Scratch) {
+        let bytes = text.as_bytes();
+        sc.start.clear();
+        sc.len.clear();
+        sc.prev.clear();
+        sc.next.clear();
+        sc.heap.clear();
+        for (i, c) in text.char_indices() {
+            sc.start.push(i);
+            sc.len.push(c.len_utf8());
+        }
+        let n = sc.start.len();
         if n == 0 {
             return;
         }
-        let mut prev: Vec<isize> = (0..n as isize).map(|i| i - 1).collect();
-        let mut next: Vec<isize> = (0..n as isize)
-            .map(|i| if i + 1 == n as isize { -1 } else { i + 1 })
-            .collect();
-        let mut heap = BinaryHeap::new();
-        let try_add =
-            |heap: &mut BinaryHeap<Bigram>, start: &[usize], len: &[usize], l: isize, r: isize| {
-                if l < 0 || r < 0 {
-                    return;
-                }
-                let (l, r) = (l as usize, r as usize);
-                let s = start[l];
-                let size = len[l] + len[r];
-                if let Some(&id) = self.lookup.get(&bytes[s..s + size]) {
-                    heap.push(Bigram {
-                        score: self.score(id),
-                        left: l,
-                        right: r,
-                        size,
-                    });
-                }
-            };
-        for i in 1..n {
-            try_add(&mut heap, &start, &len, i as isize - 1, i as isize);
+        for i in 0..n as isize {
+            sc.prev.push(i - 1);
+            sc.next.push(if i + 1 == n as isize { -1 } else { i + 1 });
         }
-        while let Some(b) = heap.pop() {
-            if len[b.left] == 0 || len[b.right] == 0 || len[b.left] + len[b.right] != b.size {
+        for i in 1..n {
+            self.try_add(bytes, sc, i as isize - 1, i as isize);
+        }
+        while let Some(b) = sc.heap.pop() {
+            if sc.len[b.left] == 0
+                || sc.len[b.right] == 0
+                || sc.len[b.left] + sc.len[b.right] != b.size
+            {
                 continue;
             }
-            len[b.left] += len[b.right];
-            len[b.right] = 0;
-            next[b.left] = next[b.right];
-            if next[b.right] >= 0 {
-                prev[next[b.right] as usize] = b.left as isize;
+            sc.len[b.left] += sc.len[b.right];
+            sc.len[b.right] = 0;
+            let after = sc.next[b.right];
+            sc.next[b.left] = after;
+            if after >= 0 {
+                sc.prev[after as usize] = b.left as isize;
             }
-            try_add(&mut heap, &start, &len, prev[b.left], b.left as isize);
-            try_add(&mut heap, &start, &len, b.left as isize, next[b.left]);
+            self.try_add(bytes, sc, sc.prev[b.left], b.left as isize);
+            self.try_add(bytes, sc, b.left as isize, after);
         }
         let mut i: isize = 0;
         while i >= 0 {
             let iu = i as usize;
-            let piece = &bytes[start[iu]..start[iu] + len[iu]];
+            let piece = &bytes[sc.start[iu]..sc.start[iu] + sc.len[iu]];
             if let Some(&id) = self.lookup.get(piece) {
                 out.push(id);
-            } else {
-                let all_bytes: Option<Vec<u32>> = piece
-                    .iter()
-                    .map(|&b| self.byte_tokens[b as usize])
-                    .collect();
-                match (all_bytes, self.unk) {
-                    (Some(ids), _) => out.extend(ids),
-                    (None, Some(u)) => out.push(u),
-                    (None, None) => {}
-                }
+            } else if piece
+                .iter()
+                .all(|&b| self.byte_tokens[b as usize].is_some())
+            {
+                out.extend(piece.iter().filter_map(|&b| self.byte_tokens[b as usize]));
+            } else if let Some(u) = self.unk {
+                out.push(u);
             }
-            i = next[iu];
+            i = sc.next[iu];
         }
     }
 
