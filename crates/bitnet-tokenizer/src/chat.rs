@@ -16,12 +16,15 @@
 //! [`ChatTemplate::override_note`] says so.
 //!
 //! The rendered prompt contains special-token spellings: encode it with
-//! `parse_special = true` and without an extra BOS (the template already has it).
+//! `parse_special = true` and without an extra BOS (the template already has it) — or, better,
+//! call [`ChatTemplate::encode`], which parses special tokens only in the template's own text,
+//! so a message that spells `<|eot_id|>` stays text.
 
 use minijinja::{Environment, ErrorKind};
 
 use crate::error::{Result, TokenizerError};
 use crate::loader::LoadedTokenizer;
+use crate::{Segment, Tokenizer};
 
 /// One chat message.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -263,6 +266,117 @@ impl ChatTemplate {
         }
     }
 
+    /// Render a conversation as segments: the template's own text (special tokens parsed)
+    /// and the message contents (raw text). Concatenated, they equal [`ChatTemplate::render`].
+    /// For a Jinja template the contents are located by rendering a second time with
+    /// placeholders; if that fails (a template that rewrites contents in ways other than
+    /// trimming) the whole prompt is one special-parsing segment.
+    pub fn render_segments(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<Vec<Segment>> {
+        let mut segs = Vec::new();
+        match &self.kind {
+            Kind::Builtin(f) => {
+                push_seg(&mut segs, &self.bos_token, true);
+                for m in messages {
+                    match f {
+                        BuiltinFormat::BitNet => {
+                            push_seg(&mut segs, &format!("{}: ", capitalize(&m.role)), true)
+                        }
+                        BuiltinFormat::Llama3 => push_seg(
+                            &mut segs,
+                            &format!("<|start_header_id|>{}<|end_header_id|>\n\n", m.role),
+                            true,
+                        ),
+                    }
+                    push_seg(&mut segs, m.content.trim(), false);
+                    push_seg(&mut segs, "<|eot_id|>", true);
+                }
+                if add_generation_prompt {
+                    let opener = match f {
+                        BuiltinFormat::BitNet => "Assistant: ",
+                        BuiltinFormat::Llama3 => {
+                            "<|start_header_id|>assistant<|end_header_id|>\n\n"
+                        }
+                    };
+                    push_seg(&mut segs, opener, true);
+                }
+            }
+            Kind::Jinja(_) => {
+                let full = self.render(messages, add_generation_prompt)?;
+                match self.locate_contents(&full, messages, add_generation_prompt) {
+                    Some(s) => segs = s,
+                    None => push_seg(&mut segs, &full, true),
+                }
+            }
+        }
+        Ok(segs)
+    }
+
+    fn locate_contents(
+        &self,
+        full: &str,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Option<Vec<Segment>> {
+        let masked_msgs: Vec<Message> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Message::new(m.role.clone(), placeholder(i)))
+            .collect();
+        let masked = self.render(&masked_msgs, add_generation_prompt).ok()?;
+        let pieces = split_placeholders(&masked)?;
+        let mut segs = Vec::new();
+        let mut pos = 0;
+        for (k, piece) in pieces.iter().enumerate() {
+            match piece {
+                Piece::Template(t) => {
+                    if !full[pos..].starts_with(t.as_str()) {
+                        return None;
+                    }
+                    push_seg(&mut segs, t, true);
+                    pos += t.len();
+                }
+                Piece::Content(i) => {
+                    let c = &messages.get(*i)?.content;
+                    let next = match pieces.get(k + 1) {
+                        Some(Piece::Template(t)) => t.as_str(),
+                        _ => "",
+                    };
+                    let last = k + 2 >= pieces.len();
+                    let fits = |cand: &str| {
+                        let rest = &full[pos..];
+                        rest.starts_with(cand)
+                            && rest[cand.len()..].starts_with(next)
+                            && (!last || rest.len() == cand.len() + next.len())
+                    };
+                    let cand = [c.as_str(), c.trim(), c.trim_start(), c.trim_end()]
+                        .into_iter()
+                        .find(|cand| fits(cand))?;
+                    push_seg(&mut segs, cand, false);
+                    pos += cand.len();
+                }
+            }
+        }
+        (pos == full.len()).then_some(segs)
+    }
+
+    /// Render and encode a conversation for `tok`: special tokens are parsed in the template's
+    /// text only, never inside message contents. No BOS is added beyond the template's own.
+    pub fn encode(
+        &self,
+        tok: &dyn Tokenizer,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<Vec<u32>> {
+        tok.encode_segments(
+            &self.render_segments(messages, add_generation_prompt)?,
+            false,
+        )
+    }
+
     /// Render a conversation. `add_generation_prompt`: end with the assistant's turn opener.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
         match &self.kind {
@@ -284,6 +398,46 @@ impl ChatTemplate {
             }
         }
     }
+}
+
+/// Append `text` to `segs`, merging with the last segment when it has the same mode.
+fn push_seg(segs: &mut Vec<Segment>, text: &str, parse_special: bool) {
+    if text.is_empty() {
+        return;
+    }
+    match segs.last_mut() {
+        Some(last) if last.parse_special == parse_special => last.text.push_str(text),
+        _ => segs.push(Segment {
+            text: text.to_string(),
+            parse_special,
+        }),
+    }
+}
+
+/// Placeholder standing for message `i`'s content while locating contents in Jinja output
+/// (private-use characters, untouched by case and whitespace filters).
+fn placeholder(i: usize) -> String {
+    format!("\u{E000}{i}\u{E001}")
+}
+
+/// A rendered template split into template text and message contents.
+enum Piece {
+    Template(String),
+    Content(usize),
+}
+
+fn split_placeholders(masked: &str) -> Option<Vec<Piece>> {
+    let mut out = Vec::new();
+    let mut rest = masked;
+    while let Some(p) = rest.find('\u{E000}') {
+        out.push(Piece::Template(rest[..p].to_string()));
+        let after = &rest[p + '\u{E000}'.len_utf8()..];
+        let end = after.find('\u{E001}')?;
+        out.push(Piece::Content(after[..end].parse().ok()?));
+        rest = &after[end + '\u{E001}'.len_utf8()..];
+    }
+    out.push(Piece::Template(rest.to_string()));
+    Some(out)
 }
 
 /// Python's `str.capitalize`: first character upper case, the rest lower case.

@@ -8,7 +8,7 @@ use crate::fxhash::FxHashMap;
 use crate::pretok::PreTokenizer;
 use crate::special::{attr, partition, Fragment};
 use crate::spm::SpmModel;
-use crate::{SpecialTokens, Tokenizer};
+use crate::{Segment, SpecialTokens, Tokenizer};
 
 /// The segmentation algorithm of a [`CoreTokenizer`].
 pub enum Engine {
@@ -161,13 +161,47 @@ impl CoreTokenizer {
     }
 }
 
-impl Tokenizer for CoreTokenizer {
-    fn encode(&self, text: &str, add_bos: bool, parse_special: bool) -> Result<Vec<u32>> {
-        let specials: Vec<(u32, &str, u32)> = self
-            .special_order
+impl CoreTokenizer {
+    fn specials_list(&self) -> Vec<(u32, &str, u32)> {
+        self.special_order
             .iter()
             .map(|&i| (i, self.texts[i as usize].as_str(), self.attrs[i as usize]))
-            .collect();
+            .collect()
+    }
+}
+
+impl Tokenizer for CoreTokenizer {
+    fn encode_segments(&self, segments: &[Segment], add_bos: bool) -> Result<Vec<u32>> {
+        let specials = self.specials_list();
+        let mut text = String::new();
+        let mut frags: Vec<Fragment> = Vec::new();
+        for seg in segments {
+            let off = text.len();
+            for f in partition(&seg.text, &specials, seg.parse_special) {
+                let f = match f {
+                    Fragment::Text(a, b) => Fragment::Text(a + off, b + off),
+                    t => t,
+                };
+                // Adjacent text runs form one text, exactly as without the segment cut.
+                match (frags.last_mut(), f) {
+                    (Some(Fragment::Text(_, end)), Fragment::Text(a, b)) if *end == a => *end = b,
+                    _ => frags.push(f),
+                }
+            }
+            text.push_str(&seg.text);
+        }
+        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        if add_bos {
+            if let Some(b) = self.special.bos {
+                out.push(b);
+            }
+        }
+        self.encode_text(&text, &frags, &mut out)?;
+        Ok(out)
+    }
+
+    fn encode(&self, text: &str, add_bos: bool, parse_special: bool) -> Result<Vec<u32>> {
+        let specials = self.specials_list();
         let frags = partition(text, &specials, parse_special);
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         if add_bos {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::error::{Result, TokenizerError};
 use crate::spm::parse_byte_token;
-use crate::{SpecialTokens, Tokenizer};
+use crate::{Segment, SpecialTokens, Tokenizer};
 
 /// A `tokenizer.json` tokenizer.
 pub struct HfTokenizer {
@@ -18,6 +18,8 @@ pub struct HfTokenizer {
     specials: Vec<bool>,
     /// Vocabulary spellings per id.
     texts: Vec<String>,
+    /// Spellings of the special added tokens.
+    special_spellings: Vec<String>,
     strip_leading_space: bool,
     special: SpecialTokens,
     description: String,
@@ -65,11 +67,13 @@ impl HfTokenizer {
         let mut pieces = Vec::with_capacity(n);
         let mut specials = vec![false; n];
         let mut texts = Vec::with_capacity(n);
+        let mut special_spellings = Vec::new();
         for id in 0..n as u32 {
             let t = parsing.id_to_token(id).unwrap_or_default();
             let piece = if let Some(a) = added.get(&id) {
                 if a.special {
                     specials[id as usize] = true;
+                    special_spellings.push(a.content.clone());
                 }
                 a.content.as_bytes().to_vec()
             } else if byte_level {
@@ -128,6 +132,7 @@ impl HfTokenizer {
             pieces,
             specials,
             texts,
+            special_spellings,
             strip_leading_space,
             special,
             description: format!("HF tokenizer.json ({model_type}), {n} tokens"),
@@ -155,6 +160,29 @@ impl Tokenizer for HfTokenizer {
             }
         }
         out.extend_from_slice(enc.get_ids());
+        Ok(out)
+    }
+
+    fn encode_segments(&self, segments: &[Segment], add_bos: bool) -> Result<Vec<u32>> {
+        let raw_has_special = segments.iter().any(|s| {
+            !s.parse_special
+                && self
+                    .special_spellings
+                    .iter()
+                    .any(|sp| s.text.contains(sp.as_str()))
+        });
+        if !raw_has_special {
+            // Same result as segment-aware encoding: encode the whole text at once.
+            let text: String = segments.iter().map(|s| s.text.as_str()).collect();
+            let parse = segments.iter().any(|s| s.parse_special);
+            return self.encode(&text, add_bos, parse);
+        }
+        // A raw segment spells a special token: encode piece by piece (the tokenizers crate
+        // cannot mix modes within one text).
+        let mut out = Vec::new();
+        for (i, s) in segments.iter().enumerate() {
+            out.extend(self.encode(&s.text, add_bos && i == 0, s.parse_special)?);
+        }
         Ok(out)
     }
 

@@ -94,12 +94,54 @@ impl SpecialTokens {
     }
 }
 
+/// A piece of a prompt: its text and whether special-token spellings in it become special
+/// tokens (template scaffolding: yes; message contents: no).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// The text.
+    pub text: String,
+    /// Parse special-token spellings in this piece.
+    pub parse_special: bool,
+}
+
+impl Segment {
+    /// A segment whose special-token spellings are parsed.
+    pub fn special(text: impl Into<String>) -> Segment {
+        Segment {
+            text: text.into(),
+            parse_special: true,
+        }
+    }
+    /// A segment of raw text.
+    pub fn raw(text: impl Into<String>) -> Segment {
+        Segment {
+            text: text.into(),
+            parse_special: false,
+        }
+    }
+}
+
 /// A tokenizer: text ↔ token ids.
 pub trait Tokenizer: Send + Sync {
     /// Encode `text`. `add_bos` prepends the BOS id (if the vocabulary has one).
     /// `parse_special`: spell-outs of control tokens in the text (e.g. `<|eot_id|>`) become
     /// those tokens; when false (raw user text) they are tokenized as ordinary text.
     fn encode(&self, text: &str, add_bos: bool, parse_special: bool) -> Result<Vec<u32>>;
+
+    /// Encode the concatenation of `segments` as one text, parsing special-token spellings
+    /// only inside segments that allow it (so user text inside a chat prompt can never turn
+    /// into control tokens). The default encodes segment by segment, which can differ from
+    /// whole-text encoding at segment boundaries; the built-in tokenizers override it.
+    fn encode_segments(&self, segments: &[Segment], add_bos: bool) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        for (i, s) in segments.iter().enumerate() {
+            out.extend(self.encode(&s.text, add_bos && i == 0, s.parse_special)?);
+        }
+        if add_bos && segments.is_empty() {
+            out.extend(self.encode("", true, false)?);
+        }
+        Ok(out)
+    }
 
     /// The bytes token `id` stands for. Control/unknown tokens give their text when
     /// `render_special`, else nothing. Out-of-range ids give nothing.
