@@ -146,8 +146,9 @@ pub fn from_ranks(ranks: Vec<Vec<u8>>, specials: Vec<String>) -> Result<CoreToke
     ))
 }
 
-/// Load a tiktoken file. Specials: `special_tokens.json` beside it (`{"128000": "<|begin_of_text|>", ...}`)
-/// if present, else Llama 3's 256.
+/// Load a tiktoken file (split with the Llama 3 pre-tokenizer). Specials: `special_tokens.json`
+/// beside it (`{"128000": "<|begin_of_text|>", ...}`) if present, else Llama 3's 256 when the
+/// file has Llama 3's 128,000 ranks, else none.
 pub fn load(path: &Path) -> Result<CoreTokenizer> {
     let data = std::fs::read(path).map_err(|error| TokenizerError::Io {
         path: path.to_path_buf(),
@@ -157,8 +158,11 @@ pub fn load(path: &Path) -> Result<CoreTokenizer> {
     let sibling = path.with_file_name("special_tokens.json");
     let specials = if sibling.is_file() {
         read_special_tokens_json(&sibling, ranks.len())?
-    } else {
+    } else if ranks.len() == 128_000 {
+        // Llama 3's rank file: its 256 special tokens follow the ranks.
         llama3_special_tokens()
+    } else {
+        Vec::new()
     };
     from_ranks(ranks, specials)
 }
