@@ -286,10 +286,14 @@ pub(crate) fn sum_i8(x: &[i8]) -> i32 {
 /// Write `vals` to `out[t·rows + r0 ..]` (the rows of one panel for token `t`).
 ///
 /// # Safety
-/// `out` points at an n × rows buffer, `t < n`, `r0 + vals.len() <= rows`, and no other task
+/// `out` points at an n × rows buffer, `t < n`, `r0 + vals.len() <= rows` unless `vals` is
+/// empty, and no other task
 /// writes these rows of this token (tasks own disjoint panels).
 #[inline(always)]
 pub(crate) unsafe fn store_rows(out: SharedMut<f32>, g: &Geom, t: usize, r0: usize, vals: &[f32]) {
+    if vals.is_empty() {
+        return; // padding panel: r0 may lie past the last row
+    }
     // SAFETY: guaranteed by the caller.
     unsafe { out.slice(t * g.rows + r0, vals.len()) }.copy_from_slice(vals);
 }

@@ -115,10 +115,7 @@ unsafe fn gemm<const T: usize>(
         step!(g.nq_full, |t: usize| tails[t].as_ptr());
     }
     let r0 = p * PANEL;
-    if r0 >= g.rows {
-        return; // padding panel
-    }
-    let nr = (g.rows - r0).min(PANEL);
+    let nr = g.rows.saturating_sub(r0).min(PANEL); // 0 for a padding panel
     for t in 0..T {
         let sx = _mm256_set1_epi32(sums[t0 + t]);
         let xs = _mm256_set1_ps(x_scales[t0 + t]);

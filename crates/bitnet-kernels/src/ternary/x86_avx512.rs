@@ -165,7 +165,7 @@ unsafe fn gemm_pre_dispatch(
 ///
 /// # Safety
 /// AVX-512 F/BW/VNNI; `up` points at `8·nq` chunks; `xq` holds tokens `t0..t0+T`; see
-/// [`epilogue`].
+/// [`store16`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn gemm_pre<const T: usize>(
     up: *const Chunk,
@@ -209,21 +209,17 @@ unsafe fn gemm_pre<const T: usize>(
     if g.nq > g.nq_full {
         step!(g.nq_full, |t: usize| tails[t].as_ptr());
     }
-    for (r, accr) in acc.iter().enumerate() {
-        for (t, &a) in accr.iter().enumerate() {
+    let mut fin = [[_mm512_setzero_ps(); T]; 2];
+    for (fr, ar) in fin.iter_mut().zip(&acc) {
+        for (t, (f, &a)) in fr.iter_mut().zip(ar).enumerate() {
+            // SAFETY: AVX-512F is enabled in this function.
+            *f = unsafe { finish16(a, sums[t0 + t], x_scales[t0 + t], scale) };
+        }
+    }
+    for (r, fr) in fin.iter().enumerate() {
+        for (t, &f) in fr.iter().enumerate() {
             // SAFETY: forwarded from the caller.
-            unsafe {
-                epilogue(
-                    a,
-                    sums[t0 + t],
-                    x_scales[t0 + t],
-                    scale,
-                    g,
-                    p + r,
-                    t0 + t,
-                    out,
-                )
-            };
+            unsafe { store16(f, g, p + r, t0 + t, out) };
         }
     }
 }
@@ -247,44 +243,46 @@ unsafe fn bcast4(p: *const i8) -> __m512i {
     _mm512_set1_epi32(unsafe { std::ptr::read_unaligned(p as *const i32) })
 }
 
-/// Convert 16 lane sums to outputs and store the panel's real rows for token `t`.
+/// Convert 16 lane sums `Σ u·x` to outputs: the same operations, in the same order, as
+/// `finish` (subtract Σx, i32→f32, ÷ x_scale, × scale).
+///
+/// # Safety
+/// AVX-512F available (called from the kernels' `target_feature` functions only).
+#[inline(always)]
+unsafe fn finish16(tot: __m512i, sx: i32, xs: f32, scale: f32) -> __m512 {
+    // SAFETY: register arithmetic only; AVX-512F guaranteed by the caller.
+    unsafe {
+        let tot = _mm512_sub_epi32(tot, _mm512_set1_epi32(sx));
+        _mm512_mul_ps(
+            _mm512_div_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(xs)),
+            _mm512_set1_ps(scale),
+        )
+    }
+}
+
+/// Store the real rows of panel `p` for token `t`.
+///
+/// Kept separate from the accumulation: converting every accumulator first (branch-free) and
+/// storing afterwards keeps LLVM from spilling the accumulator tile (a branch in the
+/// epilogue halved GEMM speed).
 ///
 /// # Safety
 /// As for [`store_rows`]; AVX-512F available.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn epilogue(
-    tot: __m512i,
-    sx: i32,
-    xs: f32,
-    scale: f32,
-    g: &Geom,
-    p: usize,
-    t: usize,
-    out: SharedMut<f32>,
-) {
-    let tot = _mm512_sub_epi32(tot, _mm512_set1_epi32(sx));
-    // Same operations, same order as `finish`: i32→f32, ÷ x_scale, × scale.
-    let f = _mm512_mul_ps(
-        _mm512_div_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(xs)),
-        _mm512_set1_ps(scale),
-    );
+unsafe fn store16(f: __m512, g: &Geom, p: usize, t: usize, out: SharedMut<f32>) {
     let mut vals = [0f32; PANEL];
     // SAFETY: vals holds 16 f32.
     unsafe { _mm512_storeu_ps(vals.as_mut_ptr(), f) };
     let r0 = p * PANEL;
-    if r0 >= g.rows {
-        return; // padding panel
-    }
-    let nr = (g.rows - r0).min(PANEL);
-    // SAFETY: forwarded from the caller.
+    let nr = g.rows.saturating_sub(r0).min(PANEL); // 0 for a padding panel
+                                                   // SAFETY: forwarded from the caller.
     unsafe { store_rows(out, g, t, r0, &vals[..nr]) };
 }
 
 /// One token, `R` panels starting at `wp`.
 ///
 /// # Safety
-/// AVX-512 F/BW/VNNI; `wp` points at chunk (p, 0) of an interleaved pair (`2·nq` chunks); `x` has `cols` bytes; see [`epilogue`].
+/// AVX-512 F/BW/VNNI; `wp` points at chunk (p, 0) of an interleaved pair (`2·nq` chunks); `x` has `cols` bytes; see [`store16`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemv<const R: usize>(
@@ -339,13 +337,18 @@ unsafe fn gemv<const R: usize>(
         let xp = tail.as_ptr();
         step!(g.nq_full, xp);
     }
-    for (r, a) in acc.iter().enumerate() {
+    let mut fin = [_mm512_setzero_ps(); R];
+    for (f, a) in fin.iter_mut().zip(&acc) {
         let tot = _mm512_add_epi32(
             _mm512_add_epi32(a[0], _mm512_srai_epi32::<2>(a[1])),
             _mm512_add_epi32(_mm512_srai_epi32::<4>(a[2]), _mm512_srai_epi32::<6>(a[3])),
         );
+        // SAFETY: AVX-512F is enabled in this function.
+        *f = unsafe { finish16(tot, sx, xs, scale) };
+    }
+    for (r, &f) in fin.iter().enumerate() {
         // SAFETY: forwarded from the caller.
-        unsafe { epilogue(tot, sx, xs, scale, g, p + r, 0, out) };
+        unsafe { store16(f, g, p + r, 0, out) };
     }
 }
 
@@ -386,7 +389,7 @@ unsafe fn gemm_dispatch<const R: usize>(
 ///
 /// # Safety
 /// AVX-512 F/BW/VNNI; `wp` points at chunk (p, 0) of an interleaved pair (`2·nq` chunks); `xq` holds tokens `t0..t0+T`
-/// (`cols` bytes each); see [`epilogue`].
+/// (`cols` bytes each); see [`store16`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm<const R: usize, const T: usize>(
@@ -441,21 +444,17 @@ unsafe fn gemm<const R: usize, const T: usize>(
     if g.nq > g.nq_full {
         step!(g.nq_full, |t: usize| tails[t].as_ptr());
     }
-    for (r, accr) in acc.iter().enumerate() {
-        for (t, &a) in accr.iter().enumerate() {
+    let mut fin = [[_mm512_setzero_ps(); T]; R];
+    for (fr, ar) in fin.iter_mut().zip(&acc) {
+        for (t, (f, &a)) in fr.iter_mut().zip(ar).enumerate() {
+            // SAFETY: AVX-512F is enabled in this function.
+            *f = unsafe { finish16(a, sums[t0 + t], x_scales[t0 + t], scale) };
+        }
+    }
+    for (r, fr) in fin.iter().enumerate() {
+        for (t, &f) in fr.iter().enumerate() {
             // SAFETY: forwarded from the caller.
-            unsafe {
-                epilogue(
-                    a,
-                    sums[t0 + t],
-                    x_scales[t0 + t],
-                    scale,
-                    g,
-                    p + r,
-                    t0 + t,
-                    out,
-                )
-            };
+            unsafe { store16(f, g, p + r, t0 + t, out) };
         }
     }
 }
