@@ -123,6 +123,16 @@ fn layout_roundtrip_and_errors() {
     assert_eq!(w.bytes(), 4 * 64); // 3 panels of 16 rows, padded to 4
     let w = TernaryMatrix::from_trits(640, 2560, &vec![0; 640 * 2560], 1.0).unwrap();
     assert_eq!(w.bytes(), 640 * 2560 / 4);
+    // Large matrices live on huge pages (HugeBuf); clones are deep and identical.
+    let t = rng.trits(2560 * 700);
+    let w = TernaryMatrix::from_trits(700, 2560, &t, 1.0).unwrap();
+    let c = w.clone();
+    drop(w);
+    assert_eq!(c.to_trits(), t);
+    // Advising someone else's buffer never changes its contents.
+    let v: Vec<u32> = (0..3 << 20).collect();
+    let _ = bitnet_kernels::advise_huge_pages(&v);
+    assert!(v.iter().enumerate().all(|(i, &x)| x == i as u32));
     assert!(TernaryMatrix::from_trits(2, 2, &[0, 0, 0], 1.0).is_err());
     assert!(TernaryMatrix::from_trits(1, 2, &[0, -2], 1.0).is_err());
 }
