@@ -180,7 +180,15 @@ fn q8_ref(rows: usize, cols: usize, w: &[f32], x: &[f32]) -> Vec<f32> {
 #[test]
 fn q8_head_exact_every_isa() {
     let mut rng = Rng(11);
-    for &(rows, cols) in &[(1, 1), (3, 5), (63, 7), (64, 64), (65, 130), (200, 2560)] {
+    for &(rows, cols) in &[
+        (1, 0),
+        (1, 1),
+        (3, 5),
+        (63, 7),
+        (64, 64),
+        (65, 130),
+        (200, 2560),
+    ] {
         let mut w = rng.f32s(rows * cols);
         if rows > 2 {
             w[cols..2 * cols].fill(0.0); // an all-zero row

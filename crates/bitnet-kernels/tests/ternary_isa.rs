@@ -36,6 +36,8 @@ fn check(rows: usize, cols: usize, n: usize, seed: u64) {
 #[test]
 fn odd_shapes_every_isa() {
     let shapes = [
+        (0, 5),
+        (3, 0),
         (1, 1),
         (1, 4),
         (3, 5),

@@ -173,7 +173,8 @@ impl TernaryMatrix {
     pub(crate) fn panel_ptr(&self, p: usize) -> *const Chunk {
         let g = self.geom();
         assert!(p < g.panels);
-        self.packed[panel_base(p, g.nq)..].as_ptr()
+        // wrapping_add: with cols == 0 there are no chunks (and nothing is read).
+        self.packed.as_ptr().wrapping_add(panel_base(p, g.nq))
     }
 
     /// `out[r] = (Σ_c W[r,c]·xq[c]) as f32 / x_scale · scale` for one token (`xq`: cols,
