@@ -137,6 +137,16 @@ fn layout_roundtrip_and_errors() {
     assert!(v.iter().enumerate().all(|(i, &x)| x == i as u32));
     assert!(TernaryMatrix::from_trits(2, 2, &[0, 0, 0], 1.0).is_err());
     assert!(TernaryMatrix::from_trits(1, 2, &[0, -2], 1.0).is_err());
+    // The first bad value is reported exactly, also past the first validation block.
+    let mut t = vec![1i8; 3 * 5000];
+    t[9001] = 7;
+    t[12000] = -5;
+    match TernaryMatrix::from_trits(3, 5000, &t, 1.0) {
+        Err(bitnet_kernels::KernelError::BadTrit { index, value }) => {
+            assert_eq!((index, value), (9001, 7))
+        }
+        other => panic!("expected BadTrit, got {other:?}"),
+    }
 }
 
 #[test]

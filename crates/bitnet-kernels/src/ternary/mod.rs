@@ -86,38 +86,57 @@ impl TernaryMatrix {
                 got: trits.len(),
             });
         }
-        if let Some((index, &value)) = trits
-            .iter()
-            .enumerate()
-            .find(|(_, &t)| !(-1..=1).contains(&t))
-        {
-            return Err(KernelError::BadTrit { index, value });
+        // Validate in blocks with a branch-free (vectorisable) test, then locate the first bad
+        // value exactly.
+        for (bi, block) in trits.chunks(4096).enumerate() {
+            if block
+                .iter()
+                .fold(false, |bad, &t| bad | ((t as u8).wrapping_add(1) > 2))
+            {
+                if let Some((i, &value)) = block
+                    .iter()
+                    .enumerate()
+                    .find(|(_, &t)| !(-1..=1).contains(&t))
+                {
+                    return Err(KernelError::BadTrit {
+                        index: bi * 4096 + i,
+                        value,
+                    });
+                }
+            }
         }
         let nq = cols.div_ceil(KSTEP);
         let panels = rows.div_ceil(PANEL).div_ceil(2) * 2;
         // Padding encodes w = 0 (u = 1): 0b01010101.
         let mut packed = HugeBuf::filled(panels * nq, Chunk([0x55; CHUNK]));
-        for p in 0..rows.div_ceil(PANEL) {
-            let base = panel_base(p, nq);
-            for lane in 0..PANEL.min(rows - p * PANEL) {
-                let r = p * PANEL + lane;
-                let row = &trits[r * cols..(r + 1) * cols];
-                for q in 0..nq {
-                    let ch = &mut packed[base + 2 * q];
-                    let c0 = q * KSTEP;
-                    let mut w = [0i8; KSTEP]; // zero padding (u = 1)
-                    let cn = (cols - c0).min(KSTEP);
-                    w[..cn].copy_from_slice(&row[c0..c0 + cn]);
-                    for j in 0..4 {
-                        let mut b = 0u8;
-                        for s in 0..4 {
-                            b |= ((w[4 * s + j] + 1) as u8) << (2 * s);
+        // Pack panel pairs in parallel: each pair owns chunks [pair·2·nq, (pair+1)·2·nq).
+        let real_panels = rows.div_ceil(PANEL);
+        let pk = SharedMut(packed.as_mut_ptr());
+        parallel_for(real_panels.div_ceil(2), |pair| {
+            // SAFETY: this task alone writes the pair's 2·nq chunks, inside `packed`, which
+            // outlives parallel_for.
+            let dst = unsafe { pk.slice(pair * 2 * nq, 2 * nq) };
+            for p in 2 * pair..(2 * pair + 2).min(real_panels) {
+                for lane in 0..PANEL.min(rows - p * PANEL) {
+                    let r = p * PANEL + lane;
+                    let row = &trits[r * cols..(r + 1) * cols];
+                    for q in 0..nq {
+                        let ch = &mut dst[2 * q + p % 2];
+                        let c0 = q * KSTEP;
+                        let mut w = [0i8; KSTEP]; // zero padding (u = 1)
+                        let cn = (cols - c0).min(KSTEP);
+                        w[..cn].copy_from_slice(&row[c0..c0 + cn]);
+                        for j in 0..4 {
+                            let mut b = 0u8;
+                            for s in 0..4 {
+                                b |= ((w[4 * s + j] + 1) as u8) << (2 * s);
+                            }
+                            ch.0[lane * 4 + j] = b;
                         }
-                        ch.0[lane * 4 + j] = b;
                     }
                 }
             }
-        }
+        });
         Ok(TernaryMatrix {
             rows,
             cols,
