@@ -1,14 +1,19 @@
 //! AVX2 kernels: `vpmaddubsw` (u8 weights × i8 activations) over 8 rows × 4 columns per
 //! 256-bit register, activations broadcast. Each 64-byte chunk is two registers (rows 0–7 and
-//! 8–15 of the panel). Weights are unpacked to `u ∈ {0,1,2}`, so the four sub-steps of a chunk
-//! can be summed in 16 bits (|Σ| ≤ 4·2·2·128 = 2048) before one `vpmaddwd` widens them.
+//! 8–15 of the panel). Weights are unpacked to `u ∈ {0,1,2}`, so the sub-steps of
+//! [`Q_BLOCK`] chunks can be summed in 16 bits before one `vpmaddwd` widens them.
 
 use super::{store_rows, Chunk, Geom, TernaryMatrix, KSTEP, PANEL};
 use crate::pool::SharedMut;
 use std::arch::x86_64::*;
 
-/// Tokens per register tile (2 halves × 4 tokens = 8 accumulators).
-const T_TILE: usize = 4;
+/// Tokens per register tile (4 half-chunks × 2 tokens = 8 accumulators).
+const T_TILE: usize = 2;
+/// Software prefetch distance in chunks (2 KiB).
+const PF_AHEAD: usize = 32;
+/// Chunks summed in 16 bits before widening: each adds at most 4·2·2·128 = 2048 in
+/// magnitude per lane, so 8 chunks stay within ±16384 (no `vpmaddubsw`/`vpaddw` overflow).
+const Q_BLOCK: usize = 8;
 
 /// Rows of panels `p0..p1` for every token.
 ///
@@ -28,16 +33,15 @@ pub(super) unsafe fn panels(
     out: SharedMut<f32>,
 ) {
     let n = x_scales.len();
-    for p in p0..p1 {
+    debug_assert!(p0 % 2 == 0 && p1 % 2 == 0);
+    for p in (p0..p1).step_by(2) {
         let wp = m.panel_ptr(p);
         let mut t0 = 0;
         while t0 < n {
             let tn = (n - t0).min(T_TILE);
-            // SAFETY: panel p has nq chunks; tokens t0..t0+tn exist.
+            // SAFETY: the pair (p, p+1) has 2·nq interleaved chunks; tokens t0..t0+tn exist.
             unsafe {
                 match tn {
-                    4 => gemm::<4>(wp, &g, xq, t0, x_scales, sums, m.scale, p, out),
-                    3 => gemm::<3>(wp, &g, xq, t0, x_scales, sums, m.scale, p, out),
                     2 => gemm::<2>(wp, &g, xq, t0, x_scales, sums, m.scale, p, out),
                     _ => gemm::<1>(wp, &g, xq, t0, x_scales, sums, m.scale, p, out),
                 }
@@ -56,10 +60,10 @@ fn tail16(x: &[i8], g: &Geom) -> [i8; KSTEP] {
     t
 }
 
-/// Tokens `t0..t0+T` × one panel at `wp`.
+/// Tokens `t0..t0+T` × the panel pair (p, p+1) at `wp`.
 ///
 /// # Safety
-/// AVX2; `wp` points at chunk (p, 0) (chunk q at `wp + 2q`); `xq` holds tokens `t0..t0+T`; `out` as in [`panels`].
+/// AVX2; `p` is even and `wp` points at chunk (p, 0) of the interleaved pair; `xq` holds tokens `t0..t0+T`; `out` as in [`panels`].
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm<const T: usize>(
@@ -78,11 +82,16 @@ unsafe fn gemm<const T: usize>(
     let tails: [[i8; KSTEP]; T] = std::array::from_fn(|t| tail16(xs_tok[t], g));
     let m3 = _mm256_set1_epi8(3);
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [[_mm256_setzero_si256(); T]; 2];
+    let mut acc = [[_mm256_setzero_si256(); T]; 4];
+    let mut s16 = [[_mm256_setzero_si256(); T]; 4];
     macro_rules! step {
         ($q:expr, $xp:expr) => {{
-            for h in 0..2 {
-                // SAFETY: chunk (p, q) is at wp + 2q; its half h is 32 bytes at offset 32h (aligned).
+            // Prefetch ahead in the pair's single stream (never faults).
+            _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(2 * $q + PF_AHEAD) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(2 * $q + 1 + PF_AHEAD) as *const i8);
+            for h in 0..4 {
+                // SAFETY: chunks (p, q) and (p+1, q) are adjacent at wp + 2q; half h of the
+                // 128 bytes is rows 8h..8h+8 of the pair (32-byte aligned).
                 let w = unsafe {
                     _mm256_load_si256((wp.add(2 * $q) as *const u8).add(32 * h) as *const __m256i)
                 };
@@ -94,15 +103,24 @@ unsafe fn gemm<const T: usize>(
                 ];
                 for t in 0..T {
                     let xp: *const i8 = $xp(t);
-                    let mut s16 = _mm256_setzero_si256();
                     for (s, &wus) in wu.iter().enumerate() {
                         // SAFETY: xp has 16 readable bytes; 4s + 4 <= 16.
                         let xb = _mm256_set1_epi32(unsafe {
                             std::ptr::read_unaligned(xp.add(4 * s) as *const i32)
                         });
-                        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(wus, xb));
+                        s16[h][t] = _mm256_add_epi16(s16[h][t], _mm256_maddubs_epi16(wus, xb));
                     }
-                    acc[h][t] = _mm256_add_epi32(acc[h][t], _mm256_madd_epi16(s16, ones));
+                }
+            }
+        }};
+    }
+    // Widen the 16-bit partial sums into the 32-bit accumulators.
+    macro_rules! flush {
+        () => {{
+            for h in 0..4 {
+                for t in 0..T {
+                    acc[h][t] = _mm256_add_epi32(acc[h][t], _mm256_madd_epi16(s16[h][t], ones));
+                    s16[h][t] = _mm256_setzero_si256();
                 }
             }
         }};
@@ -110,27 +128,38 @@ unsafe fn gemm<const T: usize>(
     for q in 0..g.nq_full {
         // SAFETY (in step): q·16 + 16 <= cols for each token row.
         step!(q, |t: usize| unsafe { xs_tok[t].as_ptr().add(q * KSTEP) });
+        if (q + 1) % Q_BLOCK == 0 {
+            flush!();
+        }
     }
     if g.nq > g.nq_full {
         step!(g.nq_full, |t: usize| tails[t].as_ptr());
     }
-    let r0 = p * PANEL;
-    let nr = g.rows.saturating_sub(r0).min(PANEL); // 0 for a padding panel
-    for t in 0..T {
+    flush!();
+    let sc = _mm256_set1_ps(scale);
+    let mut fin = [[[0f32; 8]; 4]; T];
+    for (t, ft) in fin.iter_mut().enumerate() {
         let sx = _mm256_set1_epi32(sums[t0 + t]);
         let xs = _mm256_set1_ps(x_scales[t0 + t]);
-        let sc = _mm256_set1_ps(scale);
-        let mut vals = [0f32; PANEL];
-        for (h, a) in acc.iter().enumerate() {
+        for (h, fh) in ft.iter_mut().enumerate() {
             // Same operations, same order as `finish`: i32→f32, ÷ x_scale, × scale.
             let f = _mm256_mul_ps(
-                _mm256_div_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a[t], sx)), xs),
+                _mm256_div_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[h][t], sx)), xs),
                 sc,
             );
-            // SAFETY: vals has 16 f32; 8h + 8 <= 16.
-            unsafe { _mm256_storeu_ps(vals.as_mut_ptr().add(8 * h), f) };
+            // SAFETY: fh holds 8 f32.
+            unsafe { _mm256_storeu_ps(fh.as_mut_ptr(), f) };
         }
-        // SAFETY: this task owns panel p; r0 + nr <= rows; t0 + t < n.
-        unsafe { store_rows(out, g, t0 + t, r0, &vals[..nr]) };
+    }
+    for (t, ft) in fin.iter().enumerate() {
+        for r in 0..2 {
+            let mut vals = [0f32; PANEL];
+            vals[..8].copy_from_slice(&ft[2 * r]);
+            vals[8..].copy_from_slice(&ft[2 * r + 1]);
+            let r0 = (p + r) * PANEL;
+            let nr = g.rows.saturating_sub(r0).min(PANEL); // 0 for a padding panel
+                                                           // SAFETY: this task owns the pair; r0 + nr <= rows; t0 + t < n.
+            unsafe { store_rows(out, g, t0 + t, r0, &vals[..nr]) };
+        }
     }
 }
