@@ -33,7 +33,7 @@ pub(super) unsafe fn panels(
     out: SharedMut<f32>,
 ) {
     let n = x_scales.len();
-    debug_assert!(p0 % 2 == 0 && p1 % 2 == 0);
+    debug_assert!(p0.is_multiple_of(2) && p1.is_multiple_of(2));
     for p in (p0..p1).step_by(2) {
         let wp = m.panel_ptr(p);
         let mut t0 = 0;
