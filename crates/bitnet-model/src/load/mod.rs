@@ -33,7 +33,7 @@ pub(crate) enum Norm {
 }
 
 /// Where weights come from; each method checks shapes and names the tensor in errors.
-pub(crate) trait Source {
+pub(crate) trait Source: Sync {
     /// Norm weight `[len]` of layer `i`.
     fn norm(&self, i: usize, which: Norm, len: usize) -> Result<Vec<f32>>;
     /// Linear module of layer `i`, `rows × cols` (out × in).
@@ -48,8 +48,26 @@ pub(crate) trait Source {
 
 /// Assemble all weights of `config` from `src`.
 pub(crate) fn load_weights(src: &dyn Source, config: &Config) -> Result<Weights> {
-    let layers = (0..config.n_layers)
-        .map(|i| crate::arch::load_layer(src, config, i))
+    // Layers decode independently (unpacking and repacking dominate load time): spread them
+    // over the machine's threads; the first error (lowest layer) is reported.
+    let n = config.n_layers;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .clamp(1, n.max(1));
+    let mut slots: Vec<Option<Result<crate::Layer>>> = (0..n).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        for (t, chunk) in slots.chunks_mut(n.div_ceil(threads).max(1)).enumerate() {
+            let first = t * n.div_ceil(threads).max(1);
+            scope.spawn(move || {
+                for (j, slot) in chunk.iter_mut().enumerate() {
+                    *slot = Some(crate::arch::load_layer(src, config, first + j));
+                }
+            });
+        }
+    });
+    let layers = slots
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| Err(ModelError::Invalid("layer loader thread failed".into()))))
         .collect::<Result<Vec<_>>>()?;
     Ok(Weights {
         token_embd: src.token_embd(config.vocab_size, config.dim)?,
