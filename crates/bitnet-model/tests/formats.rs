@@ -394,3 +394,40 @@ fn modules_to_not_convert_stay_float() {
         "rel L2 {err:e}"
     );
 }
+
+#[test]
+fn onebitllm_sub_norm_names() {
+    let Some(s) = common::shared() else { return };
+    let src = s.join("data/bitnetcpp/tiny");
+    let set = SafetensorsSet::open(&src).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(src.join("config.json"), tmp.path().join("config.json")).unwrap();
+    // Same tensors, sub-norms under 1bitLLM's names (inner_attn_ln, ffn_layernorm).
+    let rename = |n: &str| {
+        n.replace("self_attn.attn_sub_norm", "self_attn.inner_attn_ln")
+            .replace("mlp.ffn_sub_norm", "mlp.ffn_layernorm")
+    };
+    let mut header = serde_json::Map::new();
+    let mut body = Vec::new();
+    for t in set.tensors() {
+        header.insert(
+            rename(&t.name),
+            serde_json::json!({"dtype": format!("{:?}", t.dtype), "shape": t.shape, "data_offsets": [body.len(), body.len() + t.bytes()]}),
+        );
+        body.extend_from_slice(set.data(t));
+    }
+    let mut h = serde_json::Value::Object(header).to_string().into_bytes();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&body);
+    std::fs::write(tmp.path().join("model.safetensors"), out).unwrap();
+    let renamed = Model::load(tmp.path()).unwrap();
+    let original = Model::load(&src).unwrap();
+    assert_eq!(
+        common::all_logits(&renamed, &IDS),
+        common::all_logits(&original, &IDS)
+    );
+}

@@ -407,13 +407,21 @@ fn module_name(i: usize, role: Role) -> String {
 
 impl Source for HfSource {
     fn norm(&self, i: usize, which: Norm, len: usize) -> Result<Vec<f32>> {
-        let n = match which {
-            Norm::Attn => "input_layernorm",
-            Norm::AttnSub => "self_attn.attn_sub_norm",
-            Norm::Ffn => "post_attention_layernorm",
-            Norm::FfnSub => "mlp.ffn_sub_norm",
+        // BitNetForCausalLM names; 1bitLLM's BitnetForCausalLM calls the sub-norms
+        // `inner_attn_ln` / `ffn_layernorm` (gguf-py's tensor map lists both).
+        let (n, alt) = match which {
+            Norm::Attn => ("input_layernorm", None),
+            Norm::AttnSub => ("self_attn.attn_sub_norm", Some("self_attn.inner_attn_ln")),
+            Norm::Ffn => ("post_attention_layernorm", None),
+            Norm::FfnSub => ("mlp.ffn_sub_norm", Some("mlp.ffn_layernorm")),
         };
-        self.vector(&format!("model.layers.{i}.{n}.weight"), len)
+        let name = format!("model.layers.{i}.{n}.weight");
+        match alt.map(|a| format!("model.layers.{i}.{a}.weight")) {
+            Some(a) if self.set.get(&name).is_none() && self.set.get(&a).is_some() => {
+                self.vector(&a, len)
+            }
+            _ => self.vector(&name, len),
+        }
     }
 
     fn linear(&self, i: usize, role: Role, rows: usize, cols: usize) -> Result<Linear> {
