@@ -26,6 +26,7 @@ use crate::buffer::HugeBuf;
 use crate::isa::{active_isa, Isa};
 use crate::pool::{num_threads, parallel_for, SharedMut};
 use crate::KernelError;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Rows per panel.
 pub const PANEL: usize = 16;
@@ -244,25 +245,47 @@ impl TernaryMatrix {
     fn matmul_block(&self, isa: Isa, xq: &[i8], x_scales: &[f32], sums: &[i32], out: &mut [f32]) {
         let n = x_scales.len();
         let g = self.geom();
-        // Tasks of whole panel pairs handed out dynamically: for decode about 8 per thread
-        // (memory-bound, ~100 KB each), for prefill one pair each (long, compute-bound), so
-        // the threads finish together; tiny products run inline without the pool.
-        let threads = num_threads();
-        let per_task = if g.rows * g.cols * n < (1 << 18) {
-            g.panels
-        } else if n >= 8 {
-            2
-        } else {
-            g.panels.div_ceil(threads * 8).max(2)
-        };
-        let per_task = per_task.div_ceil(2) * 2; // kernels take panels in pairs
-        let n_tasks = g.panels.div_ceil(per_task);
-        // Each task writes only the rows of its panels (for every token): disjoint ranges.
+        // Tiny products run inline without the pool.
         let outp = SharedMut(out.as_mut_ptr());
-        parallel_for(n_tasks, |task| {
-            let p0 = task * per_task;
-            let p1 = (p0 + per_task).min(g.panels);
-            self.run_panels(isa, g, p0, p1, xq, x_scales, sums, outp);
+        if g.rows * g.cols * n < (1 << 18) {
+            self.run_panels(isa, g, 0, g.panels, xq, x_scales, sums, outp);
+            return;
+        }
+        // Guided self-scheduling over panel pairs: every thread repeatedly claims
+        // max(1, remaining / (2·threads)) pairs, so the first claims are large (few atomics)
+        // and the last ones a single pair (32 rows), and the threads finish together. A
+        // thread that starts late simply finds less (or nothing) left.
+        let threads = num_threads();
+        let pairs = g.panels / 2;
+        let next = AtomicUsize::new(0);
+        parallel_for(threads, |_| loop {
+            let mut cur = next.load(Ordering::Relaxed);
+            let (start, take) = loop {
+                if cur >= pairs {
+                    return;
+                }
+                let take = ((pairs - cur) / (2 * threads)).max(1);
+                match next.compare_exchange_weak(
+                    cur,
+                    cur + take,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break (cur, take),
+                    Err(v) => cur = v,
+                }
+            };
+            // Each claim covers rows of its own panels (for every token): disjoint writes.
+            self.run_panels(
+                isa,
+                g,
+                2 * start,
+                2 * (start + take),
+                xq,
+                x_scales,
+                sums,
+                outp,
+            );
         });
     }
 
