@@ -4,7 +4,7 @@
 use bitnet_kernels::quantize_activations;
 
 use crate::ops::{attend, gated_act, rmsnorm, rmsnorm_inplace, rope};
-use crate::state::{shape_of, LinearScratch};
+use crate::state::{shape_of, HeadScratch, LinearScratch};
 use crate::weights::{Linear, Proj};
 use crate::{Model, ModelError, Result, State};
 
@@ -227,23 +227,41 @@ impl Model {
                 vc[p * kv_dim..(p + 1) * kv_dim]
                     .copy_from_slice(&s.v[t * kv_dim..(t + 1) * kv_dim]);
             }
-            // Grouped-query causal attention: token t sees positions 0..=p0+t.
-            for t in 0..n {
-                for h in 0..c.n_heads {
-                    let qo = t * q_dim + h * hd;
-                    attend(
-                        &s.q[qo..qo + hd],
-                        kc,
-                        vc,
-                        kv_dim,
-                        (h / group) * hd,
-                        p0 + t + 1,
-                        att_scale,
-                        &mut s.scores,
-                        &mut s.att[qo..qo + hd],
-                    );
+            // Grouped-query causal attention, one task per query head (token t sees positions
+            // 0..=p0+t); each head writes its own scratch, gathered into `att` afterwards.
+            {
+                let (q, kc, vc) = (&s.q, &*kc, &*vc);
+                let heads = &s.heads;
+                bitnet_kernels::parallel_for(c.n_heads, |h| {
+                    // A poisoned lock only means another head's task panicked, which
+                    // parallel_for re-raises; the scratch itself is still usable.
+                    let mut g = heads[h].lock().unwrap_or_else(|e| e.into_inner());
+                    let HeadScratch { scores, out } = &mut *g;
+                    for t in 0..n {
+                        let qo = t * q_dim + h * hd;
+                        attend(
+                            &q[qo..qo + hd],
+                            kc,
+                            vc,
+                            kv_dim,
+                            (h / group) * hd,
+                            p0 + t + 1,
+                            att_scale,
+                            scores,
+                            &mut out[t * hd..(t + 1) * hd],
+                        );
+                    }
+                });
+            }
+            for (h, head) in s.heads.iter_mut().enumerate() {
+                let out = &head.get_mut().unwrap_or_else(|e| e.into_inner()).out;
+                for t in 0..n {
+                    s.att[t * q_dim + h * hd..t * q_dim + (h + 1) * hd]
+                        .copy_from_slice(&out[t * hd..(t + 1) * hd]);
                 }
-                if let Some(sub) = &layer.attn_sub_norm {
+            }
+            if let Some(sub) = &layer.attn_sub_norm {
+                for t in 0..n {
                     rmsnorm_inplace(&mut s.att[t * q_dim..(t + 1) * q_dim], sub, c.norm_eps);
                 }
             }

@@ -1,6 +1,8 @@
 //! Run-time state: the KV cache and every scratch buffer, allocated once so that decoding a
 //! token allocates nothing.
 
+use std::sync::Mutex;
+
 use crate::{Config, ModelError, Result};
 
 /// Mutable state of one sequence: KV cache for `context` positions and activations for up to
@@ -37,8 +39,8 @@ pub struct State {
     pub(crate) gate: Vec<f32>,
     /// `[max_batch × ffn_dim]` up projection.
     pub(crate) up: Vec<f32>,
-    /// `[context]` attention scores of one query head.
-    pub(crate) scores: Vec<f32>,
+    /// Per query head: attention scratch, so heads run in parallel without sharing buffers.
+    pub(crate) heads: Vec<Mutex<HeadScratch>>,
     /// `[n_layers × context × kv_dim]` cached keys (after RoPE).
     pub(crate) k_cache: Vec<f32>,
     /// `[n_layers × context × kv_dim]` cached values.
@@ -49,6 +51,14 @@ pub struct State {
     pub(crate) rope_sin: Vec<f32>,
     /// `[logit_rows × vocab]` logits of the last pass.
     pub(crate) logits: Vec<f32>,
+}
+
+/// One query head's attention buffers.
+pub(crate) struct HeadScratch {
+    /// `[context]` attention scores of one query.
+    pub(crate) scores: Vec<f32>,
+    /// `[max_batch × head_dim]` this head's output for each token of the pass.
+    pub(crate) out: Vec<f32>,
 }
 
 /// Buffers a linear layer uses between its input and its output.
@@ -145,7 +155,14 @@ impl State {
             proj: vec![0.0; max_batch * c.dim],
             gate: vec![0.0; max_batch * c.ffn_dim],
             up: vec![0.0; max_batch * c.ffn_dim],
-            scores: vec![0.0; context],
+            heads: (0..c.n_heads)
+                .map(|_| {
+                    Mutex::new(HeadScratch {
+                        scores: vec![0.0; context],
+                        out: vec![0.0; max_batch * c.head_dim],
+                    })
+                })
+                .collect(),
             k_cache: vec![0.0; cache],
             v_cache: vec![0.0; cache],
             rope_cos,
@@ -208,7 +225,11 @@ impl State {
             + self.proj.len()
             + self.gate.len()
             + self.up.len()
-            + self.scores.len()
+            + self
+                .heads
+                .iter()
+                .map(|h| h.lock().map_or(0, |h| h.scores.len() + h.out.len()))
+                .sum::<usize>()
             + self.k_cache.len()
             + self.v_cache.len()
             + self.rope_cos.len()
