@@ -364,3 +364,36 @@ fn hf_tensor_errors_name_the_tensor() {
     let e = Model::load(dir.path()).unwrap_err().to_string();
     assert!(e.contains("model.safetensors"), "{e}");
 }
+
+#[test]
+fn gguf_unknown_type_id_and_corrupted_header() {
+    let Some(src) = tiny_gguf() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(&src).unwrap();
+    // Tensor info: name (u64 length + bytes), n_dims u32, dims u64 × n, type u32, offset u64.
+    let name = b"blk.0.attn_k.weight";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+    let n_dims = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let ty = at + 4 + 8 * n_dims;
+    assert_eq!(
+        u32::from_le_bytes(bytes[ty..ty + 4].try_into().unwrap()),
+        36,
+        "I2_S"
+    );
+    bytes[ty..ty + 4].copy_from_slice(&99u32.to_le_bytes());
+    let p = tmp.path().join("type99.gguf");
+    std::fs::write(&p, &bytes).unwrap();
+    let (_, s) = load_err(&p);
+    assert!(s.contains("blk.0.attn_k.weight") && s.contains("99"), "{s}");
+    // Corrupted magic and an absurd metadata count.
+    let mut bad = std::fs::read(&src).unwrap();
+    bad[..4].copy_from_slice(b"GGUX");
+    std::fs::write(&p, &bad).unwrap();
+    let (_, s) = load_err(&p);
+    assert!(s.contains("not a GGUF file"), "{s}");
+    let mut bad = std::fs::read(&src).unwrap();
+    bad[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+    std::fs::write(&p, &bad).unwrap();
+    let (_, s) = load_err(&p);
+    assert!(s.contains("type99.gguf"), "{s}");
+}
