@@ -5,20 +5,26 @@
 //! whatever the source) / [`State`] (KV cache and scratch buffers, allocated once).
 //!
 //! ```no_run
-//! use bitnet_model::{Logits, Model};
-//! let model = Model::load("model.gguf")?;
-//! let mut state = model.new_state(512)?; // KV cache for 512 positions
+//! use bitnet_model::{argmax, Logits, Model, State};
+//! let model = Model::load("model.gguf")?; // or an HF directory
+//! let mut state = model.new_state(512)?; // KV cache for 512 positions, last-position logits
 //! let prompt = [1u32, 450, 4996];
 //! let logits = model.forward(&mut state, &prompt, 0, Logits::Last)?; // batched prefill
-//! let mut next = argmax(logits);
+//! let mut next = argmax(logits) as u32;
 //! for _ in 0..16 {
 //!     let pos = state.pos();
-//!     let logits = model.forward(&mut state, &[next], pos, Logits::Last)?; // decode
-//!     next = argmax(logits);
+//!     let logits = model.forward(&mut state, &[next], pos, Logits::Last)?; // decode, no allocation
+//!     next = argmax(logits) as u32;
 //! }
-//! # fn argmax(x: &[f32]) -> u32 { 0 }
+//! // Logits of every position (`[n × vocab]`) need a state with that many logit rows:
+//! let mut full = State::new(&model.config, prompt.len(), prompt.len())?;
+//! let all = model.forward(&mut full, &prompt, 0, Logits::All)?;
 //! # Ok::<(), bitnet_model::ModelError>(())
 //! ```
+//!
+//! Module map: `config` (hyperparameters), `arch/` (one file per model family), `load/`
+//! (GGUF and HF sources), `weights`, `state`, `ops` (RMSNorm, RoPE, attention, activations),
+//! `forward` (the pass itself), `hf` (safetensors files), `npy` (.npy reading/writing).
 
 pub mod arch;
 mod config;
