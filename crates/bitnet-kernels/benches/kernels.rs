@@ -306,7 +306,7 @@ fn main() {
         let tern_bytes: usize = layers.iter().flatten().map(|m| m.bytes()).sum();
         let x: Vec<f32> = (0..6912).map(|_| rng.f32()).collect();
         let mut xq = vec![0i8; 6912];
-        let mut o1 = vec![0f32; 6912];
+        let mut o1 = vec![0f32; 2 * 6912];
         let mut logits = vec![0f32; 128256];
         for (hname, h) in [("f16", head.as_ref()), ("q8", head_q8.as_ref())] {
             let Some(h) = h else { continue };
@@ -315,15 +315,35 @@ fn main() {
                     set_num_threads(t);
                     let s = time(|| {
                         for l in &layers {
+                            // As the model can run it: one quantization per distinct input,
+                            // q/k/v and gate/up each in one dispatch.
                             let sx = quantize_activations_with(isa, &x[..2560], &mut xq[..2560]);
-                            for m in &l[..3] {
-                                m.matvec_with(isa, &xq[..2560], sx, &mut o1[..m.rows()]);
+                            {
+                                let (a, rest) = o1.split_at_mut(2560);
+                                let (b, rest) = rest.split_at_mut(640);
+                                let mut outs = [a, b, &mut rest[..640]];
+                                TernaryMatrix::matmul_many_with(
+                                    isa,
+                                    &[&l[0], &l[1], &l[2]],
+                                    &xq[..2560],
+                                    &[sx],
+                                    &mut outs,
+                                );
                             }
                             let sx = quantize_activations_with(isa, &x[..2560], &mut xq[..2560]);
                             l[3].matvec_with(isa, &xq[..2560], sx, &mut o1[..2560]);
                             let sx = quantize_activations_with(isa, &x[..2560], &mut xq[..2560]);
-                            l[4].matvec_with(isa, &xq[..2560], sx, &mut o1[..6912]);
-                            l[5].matvec_with(isa, &xq[..2560], sx, &mut o1[..6912]);
+                            {
+                                let (a, b) = o1.split_at_mut(6912);
+                                let mut outs = [a, &mut b[..6912]];
+                                TernaryMatrix::matmul_many_with(
+                                    isa,
+                                    &[&l[4], &l[5]],
+                                    &xq[..2560],
+                                    &[sx],
+                                    &mut outs,
+                                );
+                            }
                             let sx = quantize_activations_with(isa, &x, &mut xq);
                             l[6].matvec_with(isa, &xq, sx, &mut o1[..2560]);
                         }

@@ -28,7 +28,7 @@ pub use pool::{num_threads, parallel_for, set_num_threads};
 pub use quant::{
     quantize_activations, quantize_activations_with, quantize_scalar, rms_norm_quantize,
 };
-pub use ternary::{TernaryMatrix, KSTEP, PANEL};
+pub use ternary::{TernaryMatrix, KSTEP, MAX_MANY, PANEL};
 
 /// Errors from building kernel-side weights.
 #[derive(Debug, thiserror::Error)]

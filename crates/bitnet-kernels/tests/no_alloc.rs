@@ -68,6 +68,17 @@ fn decode_kernels_allocate_nothing_after_warmup() {
                 }
                 w.matvec_with(isa, &xq[..cols], scales[0], &mut out[..rows]);
                 w.matmul_with(isa, &xq, &scales, &mut out);
+                {
+                    let (a, b) = out.split_at_mut(rows);
+                    let mut outs = [a, &mut b[..rows]];
+                    TernaryMatrix::matmul_many_with(
+                        isa,
+                        &[&w, &w],
+                        &xq[..cols],
+                        &scales[..1],
+                        &mut outs,
+                    );
+                }
                 head.matvec_with(isa, &x[..cols], &mut logits);
                 head_q8.matvec_with(isa, &x[..cols], &mut logits);
             }

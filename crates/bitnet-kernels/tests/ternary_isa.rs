@@ -159,3 +159,35 @@ fn forced_unavailable_isa_falls_back() {
         assert_eq!(out, [-5.0, 10.0], "{isa}");
     }
 }
+
+#[test]
+fn many_matrices_in_one_dispatch_every_isa() {
+    // q/k/v-like (different rows, same cols) and an odd set; one token and several.
+    let mut rng = Rng(41);
+    for &(ref rows, cols) in &[
+        (vec![256usize, 64, 64], 2560usize),
+        (vec![17, 1, 40, 33], 100),
+    ] {
+        let trits: Vec<Vec<i8>> = rows.iter().map(|&r| rng.trits(r * cols)).collect();
+        let mats: Vec<TernaryMatrix> = rows
+            .iter()
+            .zip(&trits)
+            .enumerate()
+            .map(|(i, (&r, t))| TernaryMatrix::from_trits(r, cols, t, 0.5 + i as f32).unwrap())
+            .collect();
+        let refs: Vec<&TernaryMatrix> = mats.iter().collect();
+        for n in [1usize, 19] {
+            let xq = rng.i8s(n * cols);
+            let xs: Vec<f32> = (0..n).map(|t| 3.0 + t as f32).collect();
+            for isa in available_isas() {
+                let mut bufs: Vec<Vec<f32>> = rows.iter().map(|&r| vec![f32::NAN; n * r]).collect();
+                let mut outs: Vec<&mut [f32]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+                TernaryMatrix::matmul_many_with(isa, &refs, &xq, &xs, &mut outs);
+                for (i, b) in bufs.iter().enumerate() {
+                    let want = ternary_ref(rows[i], cols, &trits[i], 0.5 + i as f32, &xq, &xs);
+                    assert_eq!(b, &want, "{isa} matrix {i} n={n}");
+                }
+            }
+        }
+    }
+}

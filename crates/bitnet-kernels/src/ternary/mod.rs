@@ -32,6 +32,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub const PANEL: usize = 16;
 /// Columns per 64-byte chunk.
 pub const KSTEP: usize = 16;
+/// Most matrices one [`TernaryMatrix::matvec_many`] call takes.
+pub const MAX_MANY: usize = 8;
+
 /// Tokens per matmul block (per-token sums are kept on the stack).
 const TOK_BLOCK: usize = 1024;
 /// Bytes per chunk.
@@ -287,6 +290,105 @@ impl TernaryMatrix {
                 outp,
             );
         });
+    }
+
+    /// Several matrices applied to the same input in one pool dispatch (e.g. q, k, v or
+    /// gate, up): `outs[i] = mats[i] · xq` for one token, as [`matvec`](Self::matvec) would
+    /// compute each. All matrices must have the same `cols`; at most [`MAX_MANY`].
+    pub fn matvec_many(mats: &[&TernaryMatrix], xq: &[i8], x_scale: f32, outs: &mut [&mut [f32]]) {
+        Self::matmul_many_with(active_isa(), mats, xq, std::slice::from_ref(&x_scale), outs)
+    }
+
+    /// [`matvec_many`](Self::matvec_many) for `n = x_scales.len()` tokens on a chosen path:
+    /// `xq` is n × cols, `outs[i]` is n × `mats[i].rows()`.
+    pub fn matmul_many_with(
+        isa: Isa,
+        mats: &[&TernaryMatrix],
+        xq: &[i8],
+        x_scales: &[f32],
+        outs: &mut [&mut [f32]],
+    ) {
+        assert_eq!(
+            mats.len(),
+            outs.len(),
+            "matmul_many: mats and outs differ in number"
+        );
+        assert!(
+            mats.len() <= MAX_MANY,
+            "matmul_many: at most {MAX_MANY} matrices"
+        );
+        let n = x_scales.len();
+        if mats.is_empty() || n == 0 {
+            return;
+        }
+        let cols = mats[0].cols;
+        assert_eq!(xq.len(), n * cols, "matmul_many: xq length != n × cols");
+        for (m, o) in mats.iter().zip(outs.iter()) {
+            assert_eq!(m.cols, cols, "matmul_many: matrices differ in cols");
+            assert_eq!(o.len(), n * m.rows, "matmul_many: out length != n × rows");
+        }
+        let isa = isa.clamp_available();
+        let k = mats.len();
+        let mut geoms = [mats[0].geom(); MAX_MANY];
+        // starts[i]: first global pair index of matrix i.
+        let mut starts = [0usize; MAX_MANY + 1];
+        for i in 0..k {
+            geoms[i] = mats[i].geom();
+            starts[i + 1] = starts[i] + geoms[i].panels / 2;
+        }
+        let total = starts[k];
+        let work: usize = mats.iter().map(|m| m.rows * cols).sum::<usize>() * n;
+        let threads = num_threads();
+        let mut sums = [0i32; TOK_BLOCK];
+        for t0 in (0..n).step_by(TOK_BLOCK) {
+            let nb = (n - t0).min(TOK_BLOCK);
+            for (t, s) in sums[..nb].iter_mut().enumerate() {
+                *s = sum_i8(&xq[(t0 + t) * cols..(t0 + t + 1) * cols]);
+            }
+            let xb = &xq[t0 * cols..(t0 + nb) * cols];
+            let xs = &x_scales[t0..t0 + nb];
+            let sb = &sums[..nb];
+            let mut ptrs = [SharedMut(std::ptr::null_mut::<f32>()); MAX_MANY];
+            for i in 0..k {
+                ptrs[i] = SharedMut(outs[i][t0 * mats[i].rows..].as_mut_ptr());
+            }
+            // Global pairs a..b, split at matrix boundaries.
+            let run = |a: usize, b: usize| {
+                for i in 0..k {
+                    let lo = a.max(starts[i]);
+                    let hi = b.min(starts[i + 1]);
+                    if lo < hi {
+                        let (lo, hi) = (lo - starts[i], hi - starts[i]);
+                        mats[i].run_panels(isa, geoms[i], 2 * lo, 2 * hi, xb, xs, sb, ptrs[i]);
+                    }
+                }
+            };
+            if work < (1 << 18) {
+                run(0, total);
+                continue;
+            }
+            let next = AtomicUsize::new(0);
+            parallel_for(threads, |_| loop {
+                let mut cur = next.load(Ordering::Relaxed);
+                let (start, take) = loop {
+                    if cur >= total {
+                        return;
+                    }
+                    let take = ((total - cur) / (2 * threads)).max(1);
+                    match next.compare_exchange_weak(
+                        cur,
+                        cur + take,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => break (cur, take),
+                        Err(v) => cur = v,
+                    }
+                };
+                // Claims are disjoint pair ranges: disjoint rows of each output.
+                run(start, start + take);
+            });
+        }
     }
 
     /// Compute rows of panels `p0..p1` for all tokens.
