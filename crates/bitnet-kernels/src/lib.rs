@@ -3,13 +3,21 @@
 //! The contract every path (scalar, AVX2, AVX-512 VNNI) must honour:
 //!
 //! * Activations are quantized per token with [`quantize_activations`]:
-//!   `s = 127 / max(max|x|, 1e-5)`, `q = clamp(round_half_even(x·s), −128, 127)`.
+//!   `s = 127 / max(max|x|, 1e-5)`, `q = clamp(round_half_even(x·s), −128, 127)`, bit-identical
+//!   on every path.
 //! * A [`TernaryMatrix`] `W` (rows × cols, trits in {−1, 0, +1}, one multiplicative f32 scale)
-//!   computes `out[r] = (Σ_c W[r,c]·q[c]) as f32 / s · scale`, the integer sum exact.
-//! * A [`DenseMatrix`] (f32 or f16 storage) computes `out[r] = Σ_c W[r,c]·x[c]` in f32.
+//!   computes `out[r] = (Σ_c W[r,c]·q[c]) as f32 / s · scale`, the integer sum exact, so every
+//!   path gives bit-identical outputs.
+//! * A [`DenseMatrix`] (f32 or f16 storage) computes `out[r] = Σ_c W[r,c]·x[c]` in f32 (float
+//!   rounding differs between paths); the opt-in `Q8` form quantizes weights per row and
+//!   activations per token and is exact in integers.
 //!
-//! The scalar implementation in this file is the reference; the fast paths must give identical
-//! integer results.
+//! The path is chosen once from CPUID ([`active_isa`], overridable with `BITNET_ISA`); every
+//! entry point has a `*_with(isa, ..)` twin so tests run each path the machine has. Work runs
+//! on a persistent pool ([`set_num_threads`]) and allocates nothing per call after warm-up.
+//! Module map: `isa` (dispatch), `pool` (threads), `quant` (activations), `ternary` (layout
+//! and GEMV/GEMM per ISA), `dense` (F32/F16/Q8 head), `ops` (vector helpers), `buffer`
+//! (huge-page weight memory), `metrics` (head accuracy). See docs/performance.md.
 
 mod buffer;
 mod dense;
