@@ -80,10 +80,19 @@ pub fn set_num_threads(n: usize) {
     *guard = Some(Pool::start(n));
 }
 
-/// The number of threads (including the caller) kernels use.
+/// The number of threads (including the caller) kernels use: as set by [`set_num_threads`],
+/// else the machine's available parallelism (looked up once: the lookup reads cgroup files
+/// and allocates, which the decode loop must not).
 pub fn num_threads() -> usize {
-    match REQUESTED.load(Ordering::SeqCst) {
-        0 => default_threads(),
+    match REQUESTED.load(Ordering::Relaxed) {
+        0 => {
+            let n = default_threads();
+            // Keep an explicit set_num_threads that raced with us.
+            match REQUESTED.compare_exchange(0, n, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => n,
+                Err(set) => set,
+            }
+        }
         n => n,
     }
 }
