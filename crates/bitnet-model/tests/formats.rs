@@ -431,3 +431,40 @@ fn onebitllm_sub_norm_names() {
         common::all_logits(&original, &IDS)
     );
 }
+
+#[test]
+fn online_autobitlinear_is_the_master_path() {
+    let Some(s) = common::shared() else { return };
+    let src = s.join("data/bitnetcpp/tiny");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        src.join("model.safetensors"),
+        tmp.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    cfg["quantization_config"] = serde_json::json!({
+        "quant_method": "bitnet", "linear_class": "autobitlinear", "quantization_mode": "online"
+    });
+    std::fs::write(tmp.path().join("config.json"), cfg.to_string()).unwrap();
+    let online = Model::load(tmp.path()).unwrap();
+    let master = Model::load(&src).unwrap();
+    assert_eq!(
+        common::all_logits(&online, &IDS),
+        common::all_logits(&master, &IDS)
+    );
+    // `online` with `bitlinear` (which has no online mode in transformers) is refused.
+    cfg["quantization_config"]["linear_class"] = "bitlinear".into();
+    std::fs::write(tmp.path().join("config.json"), cfg.to_string()).unwrap();
+    let e = Model::load(tmp.path()).unwrap_err().to_string();
+    assert!(e.contains("quantization_config.quantization_mode"), "{e}");
+    // Offline with float weights: the packed weights it promises are missing.
+    cfg["quantization_config"]["quantization_mode"] = "offline".into();
+    std::fs::write(tmp.path().join("config.json"), cfg.to_string()).unwrap();
+    let e = Model::load(tmp.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("model.layers.0.self_attn.q_proj.weight") && e.contains("packed U8"),
+        "{e}"
+    );
+}
