@@ -23,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Measure prompt-processing and generation speed (llama-bench style).
+    Bench(cmd::bench::Args),
     /// Show a model's architecture, hyperparameters, tensors and tokenizer.
     Inspect(cmd::inspect::Args),
     /// Write the float32 logits of one forward pass over token ids to a .npy file.
@@ -36,6 +38,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Bench(a) => cmd::bench::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Logits(a) => cmd::logits::run(a),
         Command::Synth(a) => cmd::synth::run(a),
