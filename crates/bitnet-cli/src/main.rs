@@ -25,10 +25,14 @@ struct Cli {
 enum Command {
     /// Measure prompt-processing and generation speed (llama-bench style).
     Bench(cmd::bench::Args),
+    /// Chat with a model interactively (multi-turn, one KV cache; /reset, /exit).
+    Chat(cmd::chat::Args),
     /// Show a model's architecture, hyperparameters, tensors and tokenizer.
     Inspect(cmd::inspect::Args),
     /// Write the float32 logits of one forward pass over token ids to a .npy file.
     Logits(cmd::logits::Args),
+    /// Generate a completion of a prompt, streamed to stdout (stats on stderr).
+    Run(cmd::run::Args),
     /// Write a deterministic random checkpoint in a named shape and layout.
     Synth(cmd::synth::Args),
     /// Tokenize text from stdin (or decode ids with --decode).
@@ -39,8 +43,10 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Chat(a) => cmd::chat::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Logits(a) => cmd::logits::run(a),
+        Command::Run(a) => cmd::run::run(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Tokenize(a) => cmd::tokenize::run(a),
     };

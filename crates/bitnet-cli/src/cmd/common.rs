@@ -1,0 +1,307 @@
+//! Shared pieces of `bitnet run` and `bitnet chat`: model/tokenizer loading (local path or
+//! Hugging Face repo id, with a progress spinner), sampling flags with llama.cpp names and
+//! defaults, and the Ctrl-C handler.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bitnet_generate::{parse_logit_bias, SamplerConfig, TokenDecoder};
+use bitnet_model::Model;
+use bitnet_tokenizer::{load_tokenizer, LoadedTokenizer};
+
+/// Where the model comes from and how it runs.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A GGUF file, a Hugging Face model directory, or a Hugging Face repo id
+    /// (`microsoft/bitnet-b1.58-2B-4T-gguf`, `owner/name@rev:selector`), fetched into the HF
+    /// cache (honours HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE).
+    pub model: String,
+    /// Tokenizer to use instead of the model's own: a tokenizer.json, a tokenizer.model
+    /// (SentencePiece or tiktoken), a GGUF or a model directory.
+    #[arg(long, value_name = "PATH")]
+    pub tokenizer: Option<PathBuf>,
+    /// KV cache size in tokens (prompt + generated). Default: the model's context length,
+    /// at most 4096. `0`: the model's full context length.
+    #[arg(short = 'c', long = "ctx-size", value_name = "N")]
+    pub ctx_size: Option<usize>,
+    /// Threads for the matrix kernels (default: all available cores).
+    #[arg(short = 't', long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// Sampling flags, named and defaulted as in llama.cpp.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Temperature; 0 (or less) = greedy.
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
+    pub temp: f32,
+    /// Keep the K most likely tokens (0 = off).
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// Nucleus sampling: keep the most likely tokens up to this cumulative probability
+    /// (1.0 = off).
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Drop tokens less likely than this fraction of the most likely one (0.0 = off).
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Penalize repeated tokens (1.0 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Last N tokens the penalties look at (0 = off, -1 = whole history).
+    #[arg(long, default_value_t = 64, allow_negative_numbers = true)]
+    pub repeat_last_n: i32,
+    /// Subtract count × this from a repeated token's logit (0.0 = off).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub frequency_penalty: f32,
+    /// Subtract this from the logit of any token already present (0.0 = off).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub presence_penalty: f32,
+    /// Change a token's logit: `TOKEN_ID(+|-)BIAS`, e.g. `15043+1`, `15043-inf` (repeatable).
+    #[arg(short = 'l', long = "logit-bias", value_name = "TOKEN(+|-)BIAS")]
+    pub logit_bias: Vec<String>,
+    /// RNG seed (default: random; the seed used is printed to stderr).
+    #[arg(short = 's', long)]
+    pub seed: Option<u64>,
+}
+
+impl SamplingArgs {
+    /// The sampler configuration these flags describe.
+    pub fn config(&self) -> anyhow::Result<SamplerConfig> {
+        let mut logit_bias = std::collections::HashMap::new();
+        for s in &self.logit_bias {
+            let (id, bias) = parse_logit_bias(s).with_context(|| format!("--logit-bias {s}"))?;
+            *logit_bias.entry(id).or_insert(0.0) += bias;
+        }
+        Ok(SamplerConfig {
+            temperature: self.temp,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            repeat_last_n: self.repeat_last_n,
+            frequency_penalty: self.frequency_penalty,
+            presence_penalty: self.presence_penalty,
+            logit_bias,
+            seed: self.seed,
+        })
+    }
+}
+
+/// A loaded model, its tokenizer (if one was found) and the KV cache size to use.
+pub struct Loaded {
+    pub model: Model,
+    /// `None` when the model carries no tokenizer and `--tokenizer` was not given;
+    /// `tokenizer_error` then says why.
+    pub tokenizer: Option<LoadedTokenizer>,
+    pub tokenizer_error: Option<String>,
+    /// Local path the model was loaded from.
+    pub path: PathBuf,
+    /// Context (KV cache positions) to allocate.
+    pub context: usize,
+    /// Wall time of resolving + loading model and tokenizer.
+    pub load_ms: f64,
+}
+
+impl Loaded {
+    /// Token ids that end generation: the tokenizer's EOS/EOT set, else the model config's EOS.
+    pub fn stop_tokens(&self) -> Vec<u32> {
+        match &self.tokenizer {
+            Some(t) => t.tokenizer.special_tokens().eog.clone(),
+            None => self.model.config.eos_token_id.into_iter().collect(),
+        }
+    }
+
+    /// The tokenizer, or a clear error naming what was tried.
+    pub fn require_tokenizer(&self, why: &str) -> anyhow::Result<&LoadedTokenizer> {
+        match &self.tokenizer {
+            Some(t) => Ok(t),
+            None => bail!(
+                "{why} needs a tokenizer, but none was found for {} ({}); give one with \
+                 --tokenizer PATH{}",
+                self.path.display(),
+                self.tokenizer_error
+                    .as_deref()
+                    .unwrap_or("no tokenizer files"),
+                if why.starts_with("-p") {
+                    ", or pass token ids with --prompt-ids 1,2,3"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+}
+
+/// A stderr spinner with elapsed time while something slow runs (only when stderr is a
+/// terminal).
+fn spinner(msg: String) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
+        pb.set_style(style);
+    }
+    pb.set_message(msg);
+    pb.enable_steady_tick(Duration::from_millis(100));
+    Some(pb)
+}
+
+/// Total size of a model file or of a folder's `*.safetensors`, for the progress message.
+fn model_bytes(path: &Path) -> u64 {
+    if path.is_dir() {
+        std::fs::read_dir(path)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| {
+                        e.path().extension().and_then(|x| x.to_str()) == Some("safetensors")
+                    })
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    } else {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// Resolves `args.model` (local path or hub repo id), loads the model and its tokenizer,
+/// sets the thread count and picks the context size.
+pub fn load(args: &ModelArgs) -> anyhow::Result<Loaded> {
+    if let Some(n) = args.threads {
+        bitnet_kernels::set_num_threads(n);
+    }
+    let t0 = Instant::now();
+    let opts = bitnet_hub::HubOptions::from_env();
+    let path = bitnet_hub::resolve_model(&args.model, &opts)
+        .with_context(|| format!("cannot open model '{}'", args.model))?;
+    let bytes = model_bytes(&path);
+    let pb = spinner(format!(
+        "loading {} ({:.1} MiB)",
+        path.display(),
+        bytes as f64 / (1024.0 * 1024.0)
+    ));
+    let model = Model::load(&path);
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let model = model.with_context(|| format!("loading model {}", path.display()))?;
+    let (tokenizer, tokenizer_error) = match &args.tokenizer {
+        Some(t) => {
+            let loaded = load_tokenizer(t)
+                .with_context(|| format!("loading the tokenizer {}", t.display()))?;
+            (Some(loaded), None)
+        }
+        None => match load_tokenizer(&path) {
+            Ok(t) => (Some(t), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+    };
+    if let Some(t) = &tokenizer {
+        let n = t.tokenizer.vocab_size();
+        if n > model.config.vocab_size {
+            eprintln!(
+                "warning: the tokenizer ({}) has {n} tokens but the model only {}; ids past the \
+                 model's vocabulary cannot be generated",
+                t.source.display(),
+                model.config.vocab_size
+            );
+        }
+    }
+    let max = model.config.max_context.max(1);
+    let context = match args.ctx_size {
+        None => max.min(4096),
+        Some(0) => max,
+        Some(n) => {
+            if n > max {
+                eprintln!(
+                    "warning: --ctx-size {n} is larger than the {max} positions the model was \
+                     trained for; output past that is unreliable"
+                );
+            }
+            n
+        }
+    };
+    Ok(Loaded {
+        model,
+        tokenizer,
+        tokenizer_error,
+        path,
+        context,
+        load_ms: t0.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+/// Parses `--prompt-ids`: comma (or space) separated token ids, each below `vocab`.
+pub fn parse_prompt_ids(s: &str, vocab: usize) -> anyhow::Result<Vec<u32>> {
+    let ids = s
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|p| !p.is_empty())
+        .enumerate()
+        .map(|(i, p)| {
+            p.parse::<u32>().map_err(|_| {
+                anyhow::anyhow!(
+                    "--prompt-ids: entry {} ({p:?}) is not a token id (expected comma-separated \
+                     non-negative integers, e.g. --prompt-ids 1,2,3)",
+                    i + 1
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<u32>>>()?;
+    if ids.is_empty() {
+        bail!("--prompt-ids is empty: give comma-separated token ids, e.g. --prompt-ids 1,2,3");
+    }
+    if let Some(&bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+        bail!("--prompt-ids: token id {bad} is outside the model's vocabulary of {vocab} tokens");
+    }
+    Ok(ids)
+}
+
+/// A decoder for when there is no tokenizer: emits no text.
+pub struct NoText;
+
+impl TokenDecoder for NoText {
+    fn push(&mut self, _token: u32) -> String {
+        String::new()
+    }
+    fn finish(&mut self) -> String {
+        String::new()
+    }
+}
+
+/// Installs the Ctrl-C handler: while `active` is set (a reply is streaming) it raises
+/// `cancel` so that the reply stops after the current token; a second Ctrl-C, or one while
+/// nothing is generating, exits with status 130.
+pub fn install_ctrlc(cancel: Arc<AtomicBool>, active: Arc<AtomicBool>) {
+    let result = ctrlc::set_handler(move || {
+        if active.load(Ordering::SeqCst) && !cancel.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        eprintln!();
+        std::process::exit(130);
+    });
+    if let Err(e) = result {
+        eprintln!("warning: cannot install the Ctrl-C handler: {e}");
+    }
+}
+
+/// The error to report when a prompt does not fit in the context.
+pub fn prompt_too_long(prompt: usize, loaded: &Loaded) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the prompt is {prompt} tokens long but the context holds {} tokens (-c/--ctx-size; the \
+         model was trained for {}): shorten the prompt{}",
+        loaded.context,
+        loaded.model.config.max_context,
+        if loaded.context < loaded.model.config.max_context {
+            " or raise --ctx-size"
+        } else {
+            ""
+        }
+    )
+}

@@ -1,0 +1,426 @@
+//! `bitnet run` and `bitnet chat` end to end through the built binary, on the real TinyStories
+//! 3M model (shared/data/real-models/bitllama2c-tinystories-3m).
+//!
+//! Independent references: transformers' greedy ids from BOS
+//! (fixtures/transformers/tinystories-3m.greedy.json, `generate(do_sample=False)`) and the text
+//! they spell, as stated in shared/README.md: "Once upon a time, there was a little girl named
+//! Lily. She loved to play outside and explore".
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// What shared/README.md says the 3M model writes greedily from BOS.
+const README_TEXT: &str =
+    "Once upon a time, there was a little girl named Lily. She loved to play outside and explore";
+
+fn shared() -> Option<PathBuf> {
+    let dir = std::env::var_os("BITNET_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")));
+    if dir.join("data").is_dir() {
+        Some(dir)
+    } else if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "shared data not found at {} (set BITNET_SHARED)",
+            dir.display()
+        );
+    } else {
+        eprintln!("SKIPPED: shared data not found at {}", dir.display());
+        None
+    }
+}
+
+fn model_dir() -> Option<PathBuf> {
+    shared().map(|s| s.join("data/real-models/bitllama2c-tinystories-3m"))
+}
+
+/// transformers' 40 greedy ids after BOS.
+fn transformers_greedy() -> Vec<u32> {
+    let p = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/transformers/tinystories-3m.greedy.json"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    assert_eq!(json["prompt"], serde_json::json!([1]));
+    ids(&json["new_ids"])
+}
+
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("{v} is not an array"))
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `bitnet ARGS` with `stdin`, offline and with an empty HF cache.
+fn bitnet(args: &[&str], stdin: &str) -> Out {
+    let hf_home = std::env::temp_dir().join("bitnet-cli-test-hf-home");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bitnet"))
+        .args(args)
+        .env("HF_HOME", &hf_home)
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("HF_HUB_CACHE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bitnet");
+    // The command may exit before reading stdin: a broken pipe is fine.
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes());
+    let out = child.wait_with_output().expect("wait");
+    let out = Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !out.stderr.contains("panicked"),
+        "bitnet {args:?} panicked:\n{}",
+        out.stderr
+    );
+    out
+}
+
+fn ok(args: &[&str]) -> Out {
+    let out = bitnet(args, "");
+    assert_eq!(out.code, 0, "bitnet {args:?} failed:\n{}", out.stderr);
+    out
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = ok(args);
+    assert_eq!(
+        out.stdout.lines().count(),
+        1,
+        "one JSON line: {}",
+        out.stdout
+    );
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Streaming greedy run: the continuation of "Once upon a time" is transformers' greedy text,
+/// and the stats go to stderr.
+#[test]
+fn run_streams_the_greedy_continuation() {
+    let Some(m) = model_dir() else { return };
+    let out = ok(&[
+        "run",
+        s(&m),
+        "--temp",
+        "0",
+        "-p",
+        "Once upon a time",
+        "-n",
+        "30",
+    ]);
+    let want = README_TEXT.strip_prefix("Once upon a time").unwrap();
+    assert!(
+        out.stdout.starts_with(want),
+        "stdout {:?} does not start with {want:?}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("tokens/s"));
+    for key in ["load time", "prompt eval", "generation", "tokens/s"] {
+        assert!(
+            out.stderr.contains(key),
+            "stderr lacks {key}: {}",
+            out.stderr
+        );
+    }
+}
+
+/// `--json` with each tokenizer of the model folder (tokenizer.json and the SentencePiece
+/// tokenizer.model): the prompt encodes to transformers' first ids and the continuation is
+/// transformers' greedy ids.
+#[test]
+fn run_json_with_both_tokenizers_matches_transformers() {
+    let Some(m) = model_dir() else { return };
+    let greedy = transformers_greedy();
+    let n = 36;
+    for tok in ["tokenizer.json", "tokenizer.model"] {
+        let v = json(&[
+            "run",
+            s(&m),
+            "--tokenizer",
+            s(&m.join(tok)),
+            "--temp",
+            "0",
+            "-p",
+            "Once upon a time",
+            "-n",
+            &n.to_string(),
+            "--json",
+        ]);
+        // "Once upon a time" is the first 4 tokens transformers generated after BOS.
+        assert_eq!(
+            ids(&v["prompt_ids"]),
+            [&[1], &greedy[..4]].concat(),
+            "{tok}"
+        );
+        assert_eq!(ids(&v["ids"]), greedy[4..4 + n], "{tok}");
+        let text = v["text"].as_str().unwrap();
+        assert!(
+            format!("Once upon a time{text}").starts_with(README_TEXT),
+            "{tok}: {text:?}"
+        );
+        assert_eq!(v["finish_reason"], "length");
+        let t = &v["timings"];
+        assert_eq!(t["prompt_tokens"], 5);
+        assert_eq!(t["generated_tokens"], n);
+        for k in ["load_ms", "prompt_ms", "generation_ms"] {
+            assert!(
+                t[k].as_f64().unwrap() > 0.0,
+                "{tok}: timings.{k} = {}",
+                t[k]
+            );
+        }
+    }
+}
+
+/// `--prompt-ids 1` (BOS alone) reproduces transformers' 40 greedy ids exactly, and the text
+/// (SentencePiece's leading space dropped after BOS) is the README's sentence.
+#[test]
+fn run_prompt_ids_matches_transformers_greedy() {
+    let Some(m) = model_dir() else { return };
+    let greedy = transformers_greedy();
+    let v = json(&[
+        "run",
+        s(&m),
+        "--temp",
+        "0",
+        "--prompt-ids",
+        "1",
+        "-n",
+        "40",
+        "--json",
+    ]);
+    assert_eq!(ids(&v["ids"]), greedy);
+    assert!(
+        v["text"].as_str().unwrap().starts_with(README_TEXT),
+        "{}",
+        v["text"]
+    );
+    // Stop strings cut the text before the stop string.
+    let v = json(&[
+        "run",
+        s(&m),
+        "--temp",
+        "0",
+        "-p",
+        "Once upon a time",
+        "--stop",
+        "Lily",
+        "--json",
+    ]);
+    assert_eq!(v["text"], ", there was a little girl named ");
+    assert_eq!(v["finish_reason"], "stop");
+}
+
+/// Same seed → same tokens; another seed → other tokens (40 tokens at temperature 1 over a
+/// 512-token vocabulary: a collision is vanishingly unlikely).
+#[test]
+fn seeded_sampling_is_reproducible() {
+    let Some(m) = model_dir() else { return };
+    let run = |seed: &str| {
+        let v = json(&[
+            "run",
+            s(&m),
+            "--temp",
+            "1",
+            "--top-k",
+            "0",
+            "--top-p",
+            "1",
+            "--min-p",
+            "0",
+            "--seed",
+            seed,
+            "-p",
+            "Once upon a time",
+            "-n",
+            "40",
+            "--json",
+        ]);
+        assert_eq!(v["seed"], seed.parse::<u64>().unwrap());
+        ids(&v["ids"])
+    };
+    let a = run("42");
+    assert_eq!(a.len(), 40);
+    assert_eq!(a, run("42"));
+    assert_ne!(a, run("43"));
+}
+
+/// Sampling flags reach the sampler: banning transformers' first greedy token with
+/// `--logit-bias ID-inf` changes the first generated token.
+#[test]
+fn logit_bias_bans_a_token() {
+    let Some(m) = model_dir() else { return };
+    let first = transformers_greedy()[4];
+    let bias = format!("{first}-inf");
+    let v = json(&[
+        "run",
+        s(&m),
+        "--temp",
+        "0",
+        "-p",
+        "Once upon a time",
+        "-n",
+        "3",
+        "--logit-bias",
+        &bias,
+        "--json",
+    ]);
+    let got = ids(&v["ids"]);
+    assert_eq!(got.len(), 3);
+    assert_ne!(got[0], first);
+}
+
+/// A prompt longer than the context is a clear error (exit code 1), not a panic.
+#[test]
+fn too_long_prompt_errors_cleanly() {
+    let Some(m) = model_dir() else { return };
+    let out = bitnet(
+        &[
+            "run",
+            s(&m),
+            "-c",
+            "8",
+            "-p",
+            "Once upon a time there was a big red dog",
+        ],
+        "",
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("error:") && out.stderr.contains("context holds 8 tokens"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty());
+}
+
+/// Unknown model paths and repo ids: exit code 1 with a message naming them.
+#[test]
+fn unknown_model_is_a_clear_error() {
+    for spec in ["/no/such/dir/model.gguf", "nobody/no-such-model"] {
+        let out = bitnet(&["run", spec, "-p", "hi"], "");
+        assert_eq!(out.code, 1, "{spec}: {}", out.stderr);
+        assert!(
+            out.stderr.starts_with("error: cannot open model") && out.stderr.contains(spec),
+            "{spec}: {}",
+            out.stderr
+        );
+    }
+    let out = bitnet(&["chat", "/no/such/dir"], "hello\n");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("/no/such/dir"), "{}", out.stderr);
+}
+
+/// A model folder without tokenizer files: `-p` says to use `--prompt-ids` (or
+/// `--tokenizer`); `--prompt-ids` works and gives ids (text null), and text with `--tokenizer`.
+#[test]
+fn model_without_tokenizer() {
+    let Some(m) = model_dir() else { return };
+    let tmp = std::env::temp_dir().join(format!("bitnet-cli-notok-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(m.join(f), tmp.join(f)).unwrap();
+    }
+    let out = bitnet(&["run", s(&tmp), "-p", "Once upon a time"], "");
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("--prompt-ids") && out.stderr.contains("--tokenizer"),
+        "{}",
+        out.stderr
+    );
+    let greedy = transformers_greedy();
+    let args = [
+        "run",
+        s(&tmp),
+        "--temp",
+        "0",
+        "--prompt-ids",
+        "1",
+        "-n",
+        "8",
+        "--json",
+    ];
+    let v = json(&args);
+    assert_eq!(ids(&v["ids"]), greedy[..8]);
+    assert!(v["text"].is_null());
+    let tok = m.join("tokenizer.json");
+    let v = json(&[&args[..], &["--tokenizer", s(&tok)]].concat());
+    assert_eq!(ids(&v["ids"]), greedy[..8]);
+    assert!(
+        README_TEXT.starts_with(v["text"].as_str().unwrap()),
+        "{}",
+        v["text"]
+    );
+    // Streaming without a tokenizer prints the ids.
+    let out = ok(&args[..args.len() - 1]);
+    let want: Vec<String> = greedy[..8].iter().map(u32::to_string).collect();
+    assert_eq!(out.stdout.trim(), want.join(","));
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+/// `bitnet chat` through pipes: two turns over one cache, `/reset`, `/exit`.
+#[test]
+fn chat_through_pipes() {
+    let Some(m) = model_dir() else { return };
+    let out = bitnet(
+        &["chat", s(&m), "--temp", "0", "-n", "12"],
+        "Once upon a time\nThe dog was\n/reset\nOnce upon a time\n/exit\nnot read\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Replies follow "> " prompt markers; /exit stops before the last line.
+    let turns: Vec<&str> = out.stdout.split("> ").skip(1).collect();
+    assert_eq!(turns.len(), 5, "{:?}", out.stdout);
+    assert_eq!(turns[4], "", "nothing after /exit: {:?}", out.stdout);
+    let first = turns[0].trim_end();
+    assert!(
+        README_TEXT.starts_with(&format!("Once upon a time{first}")),
+        "first reply {first:?}"
+    );
+    assert!(first.len() > 10, "first reply {first:?}");
+    // The second turn continues the same story (its reply is generated after both lines).
+    assert!(turns[1].trim().len() > 5, "second reply {:?}", turns[1]);
+    assert_ne!(turns[1], turns[0]);
+    assert_eq!(turns[2].trim(), "[conversation cleared]");
+    // After /reset the cache is empty again: the same prompt gives the same greedy reply.
+    assert_eq!(turns[3].trim_end(), first);
+}
+
+/// In chat, a turn that does not fit says so and offers /reset; /reset then makes room.
+#[test]
+fn chat_full_context_offers_reset() {
+    let Some(m) = model_dir() else { return };
+    let out = bitnet(
+        &["chat", s(&m), "--temp", "0", "-n", "4", "-c", "16"],
+        "Once upon a time\nThere was a big red dog in the park and a cat\n/reset\nOnce upon a time\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let turns: Vec<&str> = out.stdout.split("> ").skip(1).collect();
+    assert!(
+        turns[1].contains("context") && turns[1].contains("/reset"),
+        "{:?}",
+        out.stdout
+    );
+    assert_eq!(turns[3].trim_end(), turns[0].trim_end());
+}
