@@ -111,7 +111,10 @@ pub fn parse_npy(b: &[u8]) -> std::result::Result<NpyArray, String> {
                 .map_err(|_| format!("bad shape entry {s:?}"))
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let n: usize = shape.iter().product();
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| format!("shape {shape:?} is too large"))?;
     let body = &b[start + hlen..];
     let size = match descr {
         "<f4" | "<i4" | "<u4" => 4,
@@ -122,11 +125,13 @@ pub fn parse_npy(b: &[u8]) -> std::result::Result<NpyArray, String> {
             ))
         }
     };
-    if body.len() != n * size {
+    let need = n
+        .checked_mul(size)
+        .ok_or_else(|| format!("shape {shape:?} is too large"))?;
+    if body.len() != need {
         return Err(format!(
-            "data has {} bytes, shape {shape:?} of {descr} needs {}",
-            body.len(),
-            n * size
+            "data has {} bytes, shape {shape:?} of {descr} needs {need}",
+            body.len()
         ));
     }
     let w4 = |c: &[u8]| [c[0], c[1], c[2], c[3]];
@@ -210,5 +215,10 @@ mod tests {
             .unwrap_err()
             .contains("needs 16"));
         assert!(parse_npy(b"nope").is_err());
+        let mut huge = b"\x93NUMPY\x01\x00".to_vec();
+        let h = "{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551615, 2), }\n";
+        huge.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        huge.extend_from_slice(h.as_bytes());
+        assert!(parse_npy(&huge).unwrap_err().contains("too large"));
     }
 }
