@@ -40,10 +40,6 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn decode_does_not_allocate() {
     let Some(s) = common::shared() else { return };
-    // Fix the kernel thread count first: without it, bitnet-kernels (at the time of writing)
-    // asks `std::thread::available_parallelism()` on every product, which reads cgroup files
-    // and allocates (reported to the kernels' owner).
-    bitnet_kernels::set_num_threads(0);
     for path in [
         s.join("data/real-models/bitllama2c-tinystories-3m"),
         s.join("data/bitnetcpp/tiny/model-i2_s.gguf"),
