@@ -3,8 +3,8 @@
 
 use bitnet_kernels::quantize_activations;
 
-use crate::ops::{attend, gated_act, rmsnorm, rmsnorm_inplace, rope};
-use crate::state::{shape_of, HeadScratch, LinearScratch};
+use crate::ops::{attend, gated_act, rmsnorm, rmsnorm_inplace, rope, KvElem};
+use crate::state::{shape_of, HeadScratch, KvCache, LinearScratch};
 use crate::weights::{Linear, Proj};
 use crate::{Model, ModelError, Result, State};
 
@@ -80,6 +80,43 @@ fn rounding_margin(x: &[f32], s: f32) -> f32 {
         .filter(|y| y.abs() < 127.0)
         .map(|y| ((y - y.floor()) - 0.5).abs() / y.abs().max(0.5))
         .fold(f32::INFINITY, f32::min)
+}
+
+/// Attention of `n` tokens at positions `p0..p0+n` for every query head, in parallel on the
+/// kernels' pool; head h writes its outputs `[n × head_dim]` into `heads[h].out`.
+fn attention_heads<T: KvElem>(
+    c: &crate::Config,
+    q: &[f32],
+    kc: &[T],
+    vc: &[T],
+    heads: &[std::sync::Mutex<HeadScratch>],
+    n: usize,
+    p0: usize,
+) {
+    let (q_dim, kv_dim, hd) = (c.q_dim(), c.kv_dim(), c.head_dim);
+    let group = c.n_heads / c.n_kv_heads;
+    // head_dim^-0.5 rounded once to f32, as torch applies the Python float `scaling`.
+    let att_scale = (1.0 / (hd as f64).sqrt()) as f32;
+    bitnet_kernels::parallel_for(c.n_heads, |h| {
+        // A poisoned lock only means another head's task panicked, which parallel_for
+        // re-raises; the scratch itself is still usable.
+        let mut g = heads[h].lock().unwrap_or_else(|e| e.into_inner());
+        let HeadScratch { scores, out } = &mut *g;
+        for t in 0..n {
+            let qo = t * q_dim + h * hd;
+            attend(
+                &q[qo..qo + hd],
+                kc,
+                vc,
+                kv_dim,
+                (h / group) * hd,
+                p0 + t + 1,
+                att_scale,
+                scores,
+                &mut out[t * hd..(t + 1) * hd],
+            );
+        }
+    });
 }
 
 impl Model {
@@ -166,10 +203,6 @@ impl Model {
         let n = tokens.len();
         let (dim, q_dim, kv_dim, hd, ffn) = (c.dim, c.q_dim(), c.kv_dim(), c.head_dim, c.ffn_dim);
         let half = hd / 2;
-        let group = c.n_heads / c.n_kv_heads;
-        // head_dim^-0.5 rounded once to f32, as torch applies the Python float `scaling`.
-        // head_dim^-0.5 rounded once to f32, as torch applies the Python float `scaling`.
-        let att_scale = (1.0 / (hd as f64).sqrt()) as f32;
         let lin_eps = c.linear_norm_eps.unwrap_or(c.norm_eps);
         let layer_cache = s.context * kv_dim;
 
@@ -200,8 +233,7 @@ impl Model {
             linear(&layer.wk, &s.xb, n, lin_eps, &mut s.lin, &mut s.k);
             linear(&layer.wv, &s.xb, n, lin_eps, &mut s.lin, &mut s.v);
             // RoPE on q and k, then append k and v to the cache.
-            let kc = &mut s.k_cache[l * layer_cache..(l + 1) * layer_cache];
-            let vc = &mut s.v_cache[l * layer_cache..(l + 1) * layer_cache];
+            let base = l * layer_cache;
             for t in 0..n {
                 let p = p0 + t;
                 let (cos, sin) = (
@@ -222,36 +254,20 @@ impl Model {
                     sin,
                     c.rope_style,
                 );
-                kc[p * kv_dim..(p + 1) * kv_dim]
-                    .copy_from_slice(&s.k[t * kv_dim..(t + 1) * kv_dim]);
-                vc[p * kv_dim..(p + 1) * kv_dim]
-                    .copy_from_slice(&s.v[t * kv_dim..(t + 1) * kv_dim]);
+                let at = base + p * kv_dim;
+                let rows = t * kv_dim..(t + 1) * kv_dim;
+                s.kv.write(at, &s.k[rows.clone()], &s.v[rows]);
             }
             // Grouped-query causal attention, one task per query head (token t sees positions
             // 0..=p0+t); each head writes its own scratch, gathered into `att` afterwards.
-            {
-                let (q, kc, vc) = (&s.q, &*kc, &*vc);
-                let heads = &s.heads;
-                bitnet_kernels::parallel_for(c.n_heads, |h| {
-                    // A poisoned lock only means another head's task panicked, which
-                    // parallel_for re-raises; the scratch itself is still usable.
-                    let mut g = heads[h].lock().unwrap_or_else(|e| e.into_inner());
-                    let HeadScratch { scores, out } = &mut *g;
-                    for t in 0..n {
-                        let qo = t * q_dim + h * hd;
-                        attend(
-                            &q[qo..qo + hd],
-                            kc,
-                            vc,
-                            kv_dim,
-                            (h / group) * hd,
-                            p0 + t + 1,
-                            att_scale,
-                            scores,
-                            &mut out[t * hd..(t + 1) * hd],
-                        );
-                    }
-                });
+            let range = base..base + layer_cache;
+            match &s.kv {
+                KvCache::F32 { k, v } => {
+                    attention_heads(c, &s.q, &k[range.clone()], &v[range], &s.heads, n, p0)
+                }
+                KvCache::F16 { k, v } => {
+                    attention_heads(c, &s.q, &k[range.clone()], &v[range], &s.heads, n, p0)
+                }
             }
             for (h, head) in s.heads.iter_mut().enumerate() {
                 let out = &head.get_mut().unwrap_or_else(|e| e.into_inner()).out;

@@ -41,7 +41,7 @@ pub use config::{Activation, Arch, Config, RopeStyle};
 pub use error::{ModelError, Result};
 pub use forward::Logits;
 pub use load::{config_from_path, is_gguf};
-pub use state::State;
+pub use state::{KvType, State};
 pub use weights::{Layer, Linear, Proj, Weights};
 
 /// A loaded model: hyperparameters and weights.

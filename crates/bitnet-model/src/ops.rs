@@ -73,15 +73,43 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// Causal attention of one query head over cached positions `0..n_ctx` (dot products and the
-/// weighted sum of values use the kernels' vectorized `dot`/`axpy`).
+/// An element type the KV cache can hold.
+pub trait KvElem: Copy + Send + Sync {
+    /// `Σ q[i]·k[i]`.
+    fn dot(q: &[f32], k: &[Self]) -> f32;
+    /// `out[i] += w·v[i]`.
+    fn axpy(out: &mut [f32], w: f32, v: &[Self]);
+}
+
+impl KvElem for f32 {
+    fn dot(q: &[f32], k: &[f32]) -> f32 {
+        bitnet_kernels::ops::dot(q, k)
+    }
+    fn axpy(out: &mut [f32], w: f32, v: &[f32]) {
+        bitnet_kernels::ops::axpy(out, w, v)
+    }
+}
+
+impl KvElem for half::f16 {
+    fn dot(q: &[f32], k: &[half::f16]) -> f32 {
+        q.iter().zip(k).map(|(a, b)| a * b.to_f32()).sum()
+    }
+    fn axpy(out: &mut [f32], w: f32, v: &[half::f16]) {
+        for (o, x) in out.iter_mut().zip(v) {
+            *o += w * x.to_f32();
+        }
+    }
+}
+
+/// Causal attention of one query head over cached positions `0..n_ctx` (for f32 caches the
+/// dot products and the weighted sum of values use the kernels' vectorized `dot`/`axpy`).
 /// `q`: `[head_dim]`; `k_cache`/`v_cache`: `[positions × kv_stride]`, this head's slice at
 /// `kv_offset`; `scores`: scratch `[≥ n_ctx]`; `out`: `[head_dim]`.
 #[allow(clippy::too_many_arguments)]
-pub fn attend(
+pub fn attend<T: KvElem>(
     q: &[f32],
-    k_cache: &[f32],
-    v_cache: &[f32],
+    k_cache: &[T],
+    v_cache: &[T],
     kv_stride: usize,
     kv_offset: usize,
     n_ctx: usize,
@@ -93,13 +121,13 @@ pub fn attend(
     let scores = &mut scores[..n_ctx];
     for (p, s) in scores.iter_mut().enumerate() {
         let k = &k_cache[p * kv_stride + kv_offset..p * kv_stride + kv_offset + hd];
-        *s = bitnet_kernels::ops::dot(q, k) * scale;
+        *s = T::dot(q, k) * scale;
     }
     softmax(scores);
     out.fill(0.0);
     for (p, &w) in scores.iter().enumerate() {
         let v = &v_cache[p * kv_stride + kv_offset..p * kv_stride + kv_offset + hd];
-        bitnet_kernels::ops::axpy(out, w, v);
+        T::axpy(out, w, v);
     }
 }
 

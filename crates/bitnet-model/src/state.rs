@@ -41,16 +41,77 @@ pub struct State {
     pub(crate) up: Vec<f32>,
     /// Per query head: attention scratch, so heads run in parallel without sharing buffers.
     pub(crate) heads: Vec<Mutex<HeadScratch>>,
-    /// `[n_layers × context × kv_dim]` cached keys (after RoPE).
-    pub(crate) k_cache: Vec<f32>,
-    /// `[n_layers × context × kv_dim]` cached values.
-    pub(crate) v_cache: Vec<f32>,
+    /// The KV cache.
+    pub(crate) kv: KvCache,
     /// `[context × head_dim/2]` RoPE cosines.
     pub(crate) rope_cos: Vec<f32>,
     /// `[context × head_dim/2]` RoPE sines.
     pub(crate) rope_sin: Vec<f32>,
     /// `[logit_rows × vocab]` logits of the last pass.
     pub(crate) logits: Vec<f32>,
+}
+
+/// Element type of the KV cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KvType {
+    /// f32: exactly the values transformers attends over.
+    #[default]
+    F32,
+    /// f16 (round to nearest even): half the memory; keys and values are rounded to 11
+    /// significant bits, which moves logits slightly (values beyond ±65504 become infinite).
+    F16,
+}
+
+/// Keys (after RoPE) and values, each `[n_layers × context × kv_dim]`.
+pub(crate) enum KvCache {
+    F32 {
+        k: Vec<f32>,
+        v: Vec<f32>,
+    },
+    F16 {
+        k: Vec<half::f16>,
+        v: Vec<half::f16>,
+    },
+}
+
+impl KvCache {
+    fn new(kv: KvType, len: usize) -> KvCache {
+        match kv {
+            KvType::F32 => KvCache::F32 {
+                k: vec![0.0; len],
+                v: vec![0.0; len],
+            },
+            KvType::F16 => KvCache::F16 {
+                k: vec![half::f16::ZERO; len],
+                v: vec![half::f16::ZERO; len],
+            },
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            KvCache::F32 { k, v } => (k.len() + v.len()) * 4,
+            KvCache::F16 { k, v } => (k.len() + v.len()) * 2,
+        }
+    }
+
+    /// Store one position's key and value rows at element offset `at`.
+    pub(crate) fn write(&mut self, at: usize, key: &[f32], value: &[f32]) {
+        match self {
+            KvCache::F32 { k, v } => {
+                k[at..at + key.len()].copy_from_slice(key);
+                v[at..at + value.len()].copy_from_slice(value);
+            }
+            KvCache::F16 { k, v } => {
+                for (d, &x) in k[at..at + key.len()].iter_mut().zip(key) {
+                    *d = half::f16::from_f32(x);
+                }
+                for (d, &x) in v[at..at + value.len()].iter_mut().zip(value) {
+                    *d = half::f16::from_f32(x);
+                }
+            }
+        }
+    }
 }
 
 /// One query head's attention buffers.
@@ -100,6 +161,17 @@ impl State {
         context: usize,
         max_batch: usize,
         logit_rows: usize,
+    ) -> Result<State> {
+        Self::with_kv(config, context, max_batch, logit_rows, KvType::F32)
+    }
+
+    /// Like [`State::with_logit_rows`], with the KV cache stored as `kv`.
+    pub fn with_kv(
+        config: &Config,
+        context: usize,
+        max_batch: usize,
+        logit_rows: usize,
+        kv: KvType,
     ) -> Result<State> {
         if context == 0 || max_batch == 0 || logit_rows == 0 {
             return Err(ModelError::Invalid(format!(
@@ -163,8 +235,7 @@ impl State {
                     })
                 })
                 .collect(),
-            k_cache: vec![0.0; cache],
-            v_cache: vec![0.0; cache],
+            kv: KvCache::new(kv, cache),
             rope_cos,
             rope_sin,
             logits: vec![0.0; logit_rows * c.vocab_size],
@@ -230,11 +301,18 @@ impl State {
                 .iter()
                 .map(|h| h.lock().map_or(0, |h| h.scores.len() + h.out.len()))
                 .sum::<usize>()
-            + self.k_cache.len()
-            + self.v_cache.len()
             + self.rope_cos.len()
             + self.rope_sin.len()
             + self.logits.len())
             + self.lin.xq.len()
+            + self.kv.bytes()
+    }
+
+    /// Element type of the KV cache.
+    pub fn kv_type(&self) -> KvType {
+        match self.kv {
+            KvCache::F32 { .. } => KvType::F32,
+            KvCache::F16 { .. } => KvType::F16,
+        }
     }
 }

@@ -159,3 +159,53 @@ fn misuse_is_an_error() {
         assert!(matches!(e, ModelError::StateMismatch(_)), "{e}");
     }
 }
+
+#[test]
+fn f16_kv_cache() {
+    use bitnet_model::KvType;
+    for (name, m) in models() {
+        let v = m.config.vocab_size;
+        let f32_full = common::all_logits(&m, &IDS);
+        let mut full =
+            State::with_kv(&m.config, IDS.len(), IDS.len(), IDS.len(), KvType::F16).unwrap();
+        assert_eq!(full.kv_type(), KvType::F16);
+        let f16_full = m.forward(&mut full, &IDS, 0, Logits::All).unwrap().to_vec();
+        // Decoding with an f16 cache equals a full pass with an f16 cache.
+        let mut st = State::with_kv(&m.config, IDS.len(), 4, 1, KvType::F16).unwrap();
+        for (t, &id) in IDS.iter().enumerate() {
+            let l = m.forward(&mut st, &[id], t, Logits::Last).unwrap();
+            assert_close(
+                l,
+                &f16_full[t * v..(t + 1) * v],
+                &format!("{name} f16 decode {t}"),
+            );
+        }
+        // Rounding K/V to f16 moves logits a little; position 0 attends only to itself, whose
+        // value row is rounded, so even it differs.
+        let err = rel_l2(&f16_full, &f32_full);
+        eprintln!("{name}: f16 vs f32 KV cache rel L2 {err:.3e}");
+        assert!(err > 0.0 && err < 5e-2, "{name}: f16 KV rel L2 {err:e}");
+        // Half the cache memory.
+        let a = State::with_kv(&m.config, 64, 4, 1, KvType::F32)
+            .unwrap()
+            .bytes();
+        let b = State::with_kv(&m.config, 64, 4, 1, KvType::F16)
+            .unwrap()
+            .bytes();
+        let cache = m.config.n_layers * 64 * m.config.kv_dim() * 2;
+        assert_eq!(a - b, cache * 2, "{name}");
+    }
+    // The real model still tells its story with an f16 cache.
+    let Some(s) = common::shared() else { return };
+    let m = Model::load(s.join("data/real-models/bitllama2c-tinystories-3m")).unwrap();
+    let want = common::greedy(&m, &[1], 24);
+    let mut st = State::with_kv(&m.config, 32, 8, 1, KvType::F16).unwrap();
+    let mut next = argmax(m.forward(&mut st, &[1], 0, Logits::Last).unwrap()) as u32;
+    let mut got = vec![next];
+    while got.len() < want.len() {
+        let pos = st.pos();
+        next = argmax(m.forward(&mut st, &[next], pos, Logits::Last).unwrap()) as u32;
+        got.push(next);
+    }
+    assert_eq!(got, want);
+}
