@@ -30,12 +30,18 @@ pub(super) fn panels(
                 let c0 = q * KSTEP;
                 let cn = (g.cols - c0).min(KSTEP);
                 xb[..cn].copy_from_slice(&x[c0..c0 + cn]);
-                for (lane, a) in acc.iter_mut().enumerate() {
+                // Lane-parallel form (16 independent row accumulators, constant shifts) so
+                // LLVM vectorises it on any target, e.g. NEON where this is the only path.
+                let mut words = [0u32; PANEL];
+                for (w, b) in words.iter_mut().zip(ch.0.chunks_exact(4)) {
+                    *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+                for s in 0..4 {
                     for j in 0..4 {
-                        let byte = ch.0[lane * 4 + j];
-                        for s in 0..4 {
-                            let u = ((byte >> (2 * s)) & 3) as i32;
-                            *a += u * xb[4 * s + j] as i32;
+                        let xv = xb[4 * s + j] as i32;
+                        let sh = 8 * j + 2 * s;
+                        for (a, &w) in acc.iter_mut().zip(&words) {
+                            *a += ((w >> sh) & 3) as i32 * xv;
                         }
                     }
                 }
