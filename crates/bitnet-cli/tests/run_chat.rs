@@ -424,3 +424,82 @@ fn chat_full_context_offers_reset() {
     );
     assert_eq!(turns[3].trim_end(), turns[0].trim_end());
 }
+
+/// Ctrl-C (SIGINT) during a reply stops that reply and keeps the session: the next command
+/// still runs. The reply is made long (end of text banned, a 4096-token cache) so that the
+/// signal lands while it streams.
+#[cfg(unix)]
+#[test]
+fn chat_sigint_stops_the_reply_and_keeps_the_session() {
+    use std::io::Read;
+    let Some(m) = model_dir() else { return };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bitnet"))
+        .args(["chat", s(&m), "--temp", "0", "-n", "-1", "-c", "4096"])
+        .args(["--logit-bias", "2-inf"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bitnet");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    stdin.write_all(b"Once upon a time\n").unwrap();
+    stdin.flush().unwrap();
+    // Wait for the reply to start streaming.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while seen.len() < 40 {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "bitnet chat ended early: {:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    stdin.write_all(b"/reset\n/exit\n").unwrap();
+    drop(stdin);
+    stdout.read_to_end(&mut seen).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&seen);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("[reply stopped]"), "{text}");
+    assert!(text.contains("[conversation cleared]"), "{text}");
+}
+
+/// A model with a chat format (bitnet.cpp's I2_S GGUF of shared/data/bitnetcpp/tiny, whose
+/// stored template is the known-broken placeholder, replaced by the 2B4T format): the second
+/// turn prefills only what is new (previous reply's last token, end of turn, the new user
+/// message and the assistant opener), not the whole conversation again.
+#[test]
+fn chat_with_template_prefills_only_the_new_turn() {
+    let Some(sh) = shared() else { return };
+    let gguf = sh.join("data/bitnetcpp/tiny/model-i2_s.gguf");
+    let out = bitnet(
+        &["chat", s(&gguf), "--temp", "0", "-n", "6", "--stats"],
+        "Hello there\nHello there\n/exit\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("known-broken"), "{}", out.stderr);
+    let prompt_tokens: Vec<usize> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix('['))
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(prompt_tokens.len(), 2, "{}", out.stderr);
+    let (first, second) = (prompt_tokens[0], prompt_tokens[1]);
+    // Turn 1: BOS + "User: Hello there<|eot_id|>Assistant: ". Turn 2: the same message
+    // without BOS, plus the pending reply token and a closing end-of-turn token.
+    assert_eq!(second, first - 1 + 2, "{}", out.stderr);
+}
