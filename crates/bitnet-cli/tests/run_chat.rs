@@ -503,3 +503,50 @@ fn chat_with_template_prefills_only_the_new_turn() {
     // without BOS, plus the pending reply token and a closing end-of-turn token.
     assert_eq!(second, first - 1 + 2, "{}", out.stderr);
 }
+
+/// MODEL as a Hugging Face repo id, answered from the standard cache layout under `HF_HOME`
+/// (`hub/models--owner--name/{refs/main,snapshots/<commit>/}`) with `HF_HUB_OFFLINE=1`: the
+/// same output as the local file.
+#[test]
+fn run_resolves_a_repo_id_from_the_hf_cache() {
+    let Some(sh) = shared() else { return };
+    let gguf = sh.join("data/bitnetcpp/tiny/model-i2_s.gguf");
+    let home = std::env::temp_dir().join(format!("bitnet-cli-hf-{}", std::process::id()));
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let repo = home.join("hub/models--acme--tiny-gguf");
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::create_dir_all(repo.join("snapshots").join(commit)).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    std::fs::copy(
+        &gguf,
+        repo.join("snapshots").join(commit).join("model-i2_s.gguf"),
+    )
+    .unwrap();
+    let args = [
+        "--prompt-ids",
+        "1,17,300",
+        "-n",
+        "6",
+        "--temp",
+        "0",
+        "--json",
+    ];
+    let out = Command::new(env!("CARGO_BIN_EXE_bitnet"))
+        .args(["run", "acme/tiny-gguf"])
+        .args(args)
+        .env("HF_HOME", &home)
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("HF_HUB_CACHE")
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&home).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let by_id: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_path = json(&[&["run", s(&gguf)], &args[..]].concat());
+    assert_eq!(ids(&by_id["ids"]).len(), 6);
+    assert_eq!(by_id["ids"], by_path["ids"]);
+}
