@@ -550,3 +550,73 @@ fn run_resolves_a_repo_id_from_the_hf_cache() {
     assert_eq!(ids(&by_id["ids"]).len(), 6);
     assert_eq!(by_id["ids"], by_path["ids"]);
 }
+
+/// A Jinja `chat_template` from tokenizer_config.json (here added to a copy of the TinyStories
+/// folder) drives `run --chat` and `chat`: the rendered prompt is what gets encoded, with
+/// `bos_token` and the system message, and `chat` keeps the conversation in one cache.
+#[test]
+fn jinja_chat_template_from_tokenizer_config() {
+    let Some(m) = model_dir() else { return };
+    let tmp = std::env::temp_dir().join(format!("bitnet-cli-jinja-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "generation_config.json",
+    ] {
+        std::fs::copy(m.join(f), tmp.join(f)).unwrap();
+    }
+    let template = "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n\
+                    {% endfor %}{% if add_generation_prompt %}Once upon a time{% endif %}";
+    let config = serde_json::json!({
+        "tokenizer_class": "LlamaTokenizer",
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "add_bos_token": true,
+        "chat_template": template,
+    });
+    std::fs::write(tmp.join("tokenizer_config.json"), config.to_string()).unwrap();
+
+    let v = json(&[
+        "run",
+        s(&tmp),
+        "--chat",
+        "--system",
+        "Be kind.",
+        "-p",
+        "A story",
+        "--temp",
+        "0",
+        "-n",
+        "4",
+        "--json",
+    ]);
+    // The rendered text, encoded with special tokens parsed (`<s>` from `bos_token`).
+    let rendered = "<s>system: Be kind.\nuser: A story\nOnce upon a time";
+    let tok = bitnet(&["tokenize", s(&tmp), "--special"], rendered);
+    assert_eq!(tok.code, 0, "{}", tok.stderr);
+    let want: serde_json::Value = serde_json::from_str(&tok.stdout).unwrap();
+    assert_eq!(v["prompt_ids"], want);
+    assert_eq!(ids(&v["prompt_ids"])[0], 1, "BOS first");
+    // The prompt ends like the story opening, so the reply continues it greedily.
+    assert!(
+        v["text"].as_str().unwrap().starts_with(", there was"),
+        "{}",
+        v["text"]
+    );
+
+    let out = bitnet(
+        &["chat", s(&tmp), "--temp", "0", "-n", "8", "--stats"],
+        "A story\nAnother\n/exit\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let turns: Vec<&str> = out.stdout.split("> ").skip(1).collect();
+    assert_eq!(turns.len(), 3, "{:?}", out.stdout);
+    assert!(
+        turns[0].trim().len() > 5 && turns[1].trim().len() > 5,
+        "{:?}",
+        out.stdout
+    );
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
