@@ -305,3 +305,78 @@ pub fn prompt_too_long(prompt: usize, loaded: &Loaded) -> anyhow::Error {
         }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sampling: SamplingArgs,
+    }
+
+    #[test]
+    fn sampling_flag_defaults_are_llama_cpp_defaults() {
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        assert_eq!(cli.sampling.config().unwrap(), SamplerConfig::default());
+    }
+
+    #[test]
+    fn sampling_flags_reach_the_config() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--temp",
+            "0",
+            "--top-k",
+            "5",
+            "--top-p",
+            "0.5",
+            "--min-p",
+            "0.1",
+            "--repeat-penalty",
+            "1.3",
+            "--repeat-last-n",
+            "-1",
+            "--frequency-penalty",
+            "0.2",
+            "--presence-penalty",
+            "-0.5",
+            "-l",
+            "7+1.5",
+            "--logit-bias",
+            "7-0.5",
+            "-l",
+            "9-inf",
+            "-s",
+            "11",
+        ])
+        .unwrap();
+        let c = cli.sampling.config().unwrap();
+        assert!(c.is_greedy());
+        assert_eq!((c.top_k, c.top_p, c.min_p), (5, 0.5, 0.1));
+        assert_eq!((c.repeat_penalty, c.repeat_last_n), (1.3, -1));
+        assert_eq!((c.frequency_penalty, c.presence_penalty), (0.2, -0.5));
+        assert_eq!(c.logit_bias.get(&7), Some(&1.0));
+        assert_eq!(c.logit_bias.get(&9), Some(&f32::NEG_INFINITY));
+        assert_eq!(c.seed, Some(11));
+        let bad = Cli::try_parse_from(["x", "-l", "abc"]).unwrap();
+        let e = format!("{:#}", bad.sampling.config().unwrap_err());
+        assert!(e.contains("--logit-bias abc"), "{e}");
+    }
+
+    #[test]
+    fn prompt_ids_parse_and_errors_are_clear() {
+        assert_eq!(parse_prompt_ids("1, 2,3", 10).unwrap(), [1, 2, 3]);
+        assert_eq!(parse_prompt_ids("4 5", 10).unwrap(), [4, 5]);
+        let e = parse_prompt_ids("1,x", 10).unwrap_err().to_string();
+        assert!(e.contains("entry 2") && e.contains("\"x\""), "{e}");
+        assert!(parse_prompt_ids(" , ", 10)
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
+        let e = parse_prompt_ids("3,10", 10).unwrap_err().to_string();
+        assert!(e.contains("10") && e.contains("vocabulary of 10"), "{e}");
+    }
+}
