@@ -38,7 +38,26 @@ pub fn report(path: &Path) -> anyhow::Result<String> {
     } else {
         anyhow::bail!("{}: no such file or directory", path.display());
     }
+    chat_template(&mut out, path)?;
     Ok(out)
+}
+
+/// Which chat format `run --chat` / `chat` will use, and whether a stored template was replaced
+/// because it is known to be broken (the published 2B4T GGUF embeds a placeholder).
+fn chat_template(out: &mut String, path: &Path) -> std::fmt::Result {
+    let Ok(loaded) = bitnet_tokenizer::load_tokenizer(path) else {
+        return Ok(());
+    };
+    match bitnet_tokenizer::chat::ChatTemplate::from_loaded(&loaded) {
+        Ok(t) => {
+            writeln!(out, "chat template: {}", t.describe())?;
+            if let Some(note) = t.override_note() {
+                writeln!(out, "  note: {note}")?;
+            }
+            Ok(())
+        }
+        Err(e) => writeln!(out, "chat template: none; `--chat` is unavailable ({e})"),
+    }
 }
 
 fn print_config(out: &mut String, config: anyhow::Result<Config>) -> std::fmt::Result {
