@@ -152,23 +152,55 @@ fn spinner(msg: String) -> Option<indicatif::ProgressBar> {
     Some(pb)
 }
 
-/// Total size of a model file or of a folder's `*.safetensors`, for the progress message.
-fn model_bytes(path: &Path) -> u64 {
-    if path.is_dir() {
-        std::fs::read_dir(path)
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| {
-                        e.path().extension().and_then(|x| x.to_str()) == Some("safetensors")
-                    })
-                    .filter_map(|e| e.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0)
-    } else {
-        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+/// The weight files of a model: the GGUF itself, or a folder's `*.safetensors`.
+fn weight_files(path: &Path) -> Vec<PathBuf> {
+    if !path.is_dir() {
+        return vec![path.to_path_buf()];
     }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("safetensors"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Files at least this large get a byte progress bar while they are read.
+const PROGRESS_MIN_BYTES: u64 = 64 << 20;
+
+/// Reads the weight files once with a byte progress bar on stderr (when it is a terminal and
+/// the model is large), so that the mmap-based load that follows finds them in the page
+/// cache: the slow part of a cold load is the disk, and this makes it visible. Read errors
+/// are ignored here; the loader reports them with context.
+fn read_with_progress(files: &[PathBuf], total: u64) {
+    use std::io::Read;
+    if total < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
+        return;
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "reading weights [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+    ) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    // 8 MiB read buffer.
+    let mut buf = vec![0u8; 8 << 20];
+    for f in files {
+        let Ok(mut file) = std::fs::File::open(f) else {
+            continue;
+        };
+        while let Ok(n) = file.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            pb.inc(n as u64);
+        }
+    }
+    pb.finish_and_clear();
 }
 
 /// Resolves `args.model` (local path or hub repo id), loads the model and its tokenizer,
@@ -181,7 +213,13 @@ pub fn load(args: &ModelArgs) -> anyhow::Result<Loaded> {
     let opts = bitnet_hub::HubOptions::from_env();
     let path = bitnet_hub::resolve_model(&args.model, &opts)
         .with_context(|| format!("cannot open model '{}'", args.model))?;
-    let bytes = model_bytes(&path);
+    let files = weight_files(&path);
+    let bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    read_with_progress(&files, bytes);
     let pb = spinner(format!(
         "loading {} ({:.1} MiB)",
         path.display(),
