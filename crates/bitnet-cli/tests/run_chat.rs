@@ -620,3 +620,37 @@ fn jinja_chat_template_from_tokenizer_config() {
     );
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+/// `--tokenizer` pointing at a lone tokenizer.json (no config beside it): the model's own
+/// architecture (`bitnet-25` in bitnet.cpp's GGUF) picks the built-in 2B4T chat format.
+#[test]
+fn lone_tokenizer_file_uses_the_models_chat_format() {
+    let Some(sh) = shared() else { return };
+    let tiny = sh.join("data/bitnetcpp/tiny");
+    let tmp = std::env::temp_dir().join(format!("bitnet-cli-tokonly-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::copy(tiny.join("tokenizer.json"), tmp.join("tokenizer.json")).unwrap();
+    let out = bitnet(
+        &[
+            "run",
+            s(&tiny.join("model-i2_s.gguf")),
+            "--tokenizer",
+            s(&tmp.join("tokenizer.json")),
+            "--chat",
+            "-p",
+            "hi",
+            "-n",
+            "2",
+            "--json",
+        ],
+        "",
+    );
+    std::fs::remove_dir_all(&tmp).unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("built-in bitnet (2B4T) format for architecture `bitnet-25`"),
+        "{}",
+        out.stderr
+    );
+}

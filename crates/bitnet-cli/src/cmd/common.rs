@@ -241,6 +241,14 @@ pub fn load(args: &ModelArgs) -> anyhow::Result<Loaded> {
             Err(e) => (None, Some(e.to_string())),
         },
     };
+    let mut tokenizer = tokenizer;
+    if let Some(t) = tokenizer.as_mut() {
+        // A tokenizer file on its own does not say which model it belongs to: the model's
+        // architecture then picks the built-in chat format.
+        if t.architecture.is_none() {
+            t.architecture = Some(model.config.arch_name.clone());
+        }
+    }
     if let Some(t) = &tokenizer {
         let n = t.tokenizer.vocab_size();
         if n > model.config.vocab_size {
