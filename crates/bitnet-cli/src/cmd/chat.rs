@@ -159,6 +159,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             None
         }
     };
+    if template.is_none() && args.system.is_some() {
+        eprintln!("note: --system is ignored: the model has no chat format");
+    }
     let special = tok.special_tokens();
     let close_token = special.eot.or(special.eos);
     let mut sampler =
