@@ -75,16 +75,27 @@ fn check_json(stdout: &str, head: &str, bytes: usize) {
         );
         let isa = o["isa"].as_str().expect("isa");
         assert!(["scalar", "avx2", "avx512"].contains(&isa), "{o}");
-        let bw = o["read_gb_per_s"].as_f64().expect("read_gb_per_s");
-        assert!(bw.is_finite() && bw > 0.0, "{o}");
-        if o["test"] == "tg8" {
-            let floor = o["floor_tokens_per_s"].as_f64().expect("floor");
-            assert!(
-                (floor - bw * 1e9 / bytes as f64).abs() <= 1e-9 * floor,
-                "{o}"
-            );
-        } else {
-            assert!(o.get("floor_tokens_per_s").is_none(), "{o}");
+        for suffix in ["", "_huge_pages"] {
+            let bw = o[format!("read_gb_per_s{suffix}")]
+                .as_f64()
+                .expect("read_gb_per_s");
+            assert!(bw.is_finite() && bw > 0.0, "{o}");
+            let floor = &o[format!("floor_tokens_per_s{suffix}")];
+            let pct = &o[format!("pct_of_floor{suffix}")];
+            if o["test"] == "tg8" {
+                let floor = floor.as_f64().expect("floor");
+                assert!(
+                    (floor - bw * 1e9 / bytes as f64).abs() <= 1e-9 * floor,
+                    "{o}"
+                );
+                let want = 100.0 * tps / floor;
+                assert!(
+                    (pct.as_f64().expect("pct") - want).abs() <= 1e-9 * want,
+                    "{o}"
+                );
+            } else {
+                assert!(floor.is_null() && pct.is_null(), "{o}");
+            }
         }
     }
 }
