@@ -180,3 +180,42 @@ fn table_and_head_accuracy_on_tiny_model() {
     assert!(kl.is_finite() && (0.0..1e-2).contains(&kl), "{out}");
     assert!(agree >= 56, "{out}");
 }
+
+#[test]
+fn synth_spec_benchmarks_an_in_memory_model() {
+    let (out, _) = bitnet(&[
+        "bench",
+        "synth:tiny",
+        "-p",
+        "4",
+        "-n",
+        "2",
+        "-t",
+        "1",
+        "-r",
+        "1",
+        "--no-bandwidth",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("stdout is JSON");
+    let arr = v.as_array().expect("array");
+    assert_eq!(arr.len(), 2, "{out}");
+    assert_eq!(arr[0]["test"], "pp4");
+    assert_eq!(arr[1]["test"], "tg2");
+    // The same tiny shape as the file-based tests (same synth code, seed 1).
+    assert_eq!(
+        arr[1]["weight_bytes_per_token"].as_u64(),
+        Some((LAYERS + HEAD_F16) as u64)
+    );
+    assert!(arr[1].get("pct_of_floor").is_none(), "{out}");
+    let e = Command::new(env!("CARGO_BIN_EXE_bitnet"))
+        .args(["bench", "synth:nope", "-r", "1"])
+        .output()
+        .expect("spawn");
+    assert!(!e.status.success());
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("unknown shape \"nope\""),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+}
