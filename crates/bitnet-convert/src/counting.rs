@@ -1,4 +1,4 @@
-//! A writer that counts bytes, to check each streamed tensor against its declared size.
+//! A writer that counts bytes, to check each streamed safetensors tensor against its declared size.
 
 use std::io::{self, Write};
 
@@ -17,16 +17,4 @@ impl Write for Counting<'_> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
-}
-
-/// Write `n` zero bytes.
-pub(crate) fn write_zeros(w: &mut dyn Write, n: u64) -> io::Result<()> {
-    const Z: [u8; 64] = [0; 64];
-    let mut left = n;
-    while left > 0 {
-        let k = left.min(64);
-        w.write_all(&Z[..k as usize])?;
-        left -= k;
-    }
-    Ok(())
 }

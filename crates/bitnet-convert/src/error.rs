@@ -13,6 +13,9 @@ pub enum ConvertError {
     },
     #[error(transparent)]
     Quant(#[from] QuantError),
+    /// GGUF serialization failed (I/O, or a tensor of the wrong size, naming it).
+    #[error(transparent)]
+    Gguf(#[from] bitnet_gguf::GgufError),
     /// A tensor generator wrote a different number of bytes than its declared size.
     #[error("tensor {name:?}: wrote {got} bytes, declared {expected}")]
     SizeMismatch {

@@ -26,7 +26,7 @@ fn gguf_stream_equals_gguf_writer() {
             GgufTensorPlan {
                 name: "t0".into(),
                 dims: vec![3],
-                ty: GgmlType::F32,
+                ggml_type: GgmlType::F32,
             },
             vec![1u8; 12],
         ),
@@ -34,7 +34,7 @@ fn gguf_stream_equals_gguf_writer() {
             GgufTensorPlan {
                 name: "t1".into(),
                 dims: vec![256, 2],
-                ty: GgmlType::Tq2_0,
+                ggml_type: GgmlType::Tq2_0,
             },
             vec![2u8; 132],
         ),
@@ -42,7 +42,7 @@ fn gguf_stream_equals_gguf_writer() {
             GgufTensorPlan {
                 name: "t2".into(),
                 dims: vec![128, 1],
-                ty: GgmlType::I2S,
+                ggml_type: GgmlType::I2S,
             },
             vec![3u8; 64],
         ),
@@ -52,7 +52,7 @@ fn gguf_stream_equals_gguf_writer() {
         w.add_kv(k.clone(), v.clone());
     }
     for (p, d) in &tensors {
-        w.add_tensor(p.name.clone(), &p.dims, p.ty, d.clone())
+        w.add_tensor(p.name.clone(), &p.dims, p.ggml_type, d.clone())
             .unwrap();
     }
     let want = w.to_bytes();

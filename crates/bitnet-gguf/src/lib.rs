@@ -15,11 +15,13 @@
 //! Strings are `u64 length + UTF-8 bytes`; v1 files (u32 lengths and counts) are refused.
 
 mod reader;
+mod stream;
 mod types;
 mod value;
 mod writer;
 
 pub use reader::{GgufFile, GgufHeader, TensorInfo};
+pub use stream::{GgufLayout, GgufStreamWriter, TensorSlot, TensorSpec};
 pub use types::GgmlType;
 pub use value::{Value, ValueType};
 pub use writer::GgufWriter;

@@ -1,9 +1,9 @@
 //! Writing GGUF v3 files (used by `bitnet synth` and conversion tools).
 
-use std::io::Write;
 use std::path::Path;
 
-use crate::{GgmlType, GgufError, Result, Value, DEFAULT_ALIGNMENT};
+use crate::stream::{GgufLayout, GgufStreamWriter};
+use crate::{GgmlType, GgufError, Result, Value};
 
 struct PendingTensor {
     name: String,
@@ -69,88 +69,50 @@ impl GgufWriter {
         Ok(self)
     }
 
-    fn alignment(&self) -> u64 {
-        self.metadata
+    /// The header layout of this file.
+    fn layout(&self) -> GgufLayout {
+        let sized: Vec<(&str, &[u64], GgmlType, u64)> = self
+            .tensors
             .iter()
-            .find(|(k, _)| k == "general.alignment")
-            .and_then(|(_, v)| v.as_u64())
-            .filter(|a| a.is_power_of_two())
-            .unwrap_or(DEFAULT_ALIGNMENT)
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    t.dims.as_slice(),
+                    t.ggml_type,
+                    t.data.len() as u64,
+                )
+            })
+            .collect();
+        GgufLayout::from_sized(&self.metadata, &sized)
     }
 
     /// Serialize to bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let align = self.alignment();
-        let mut out = Vec::new();
-        out.extend_from_slice(b"GGUF");
-        out.extend_from_slice(&3u32.to_le_bytes());
-        out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
-        out.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
-        for (k, v) in &self.metadata {
-            write_str(&mut out, k);
-            out.extend_from_slice(&v.value_type().id().to_le_bytes());
-            write_value(&mut out, v);
-        }
-        let mut offset = 0u64;
-        let mut offsets = Vec::with_capacity(self.tensors.len());
-        for t in &self.tensors {
-            write_str(&mut out, &t.name);
-            out.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
-            for d in &t.dims {
-                out.extend_from_slice(&d.to_le_bytes());
-            }
-            out.extend_from_slice(&t.ggml_type.id().to_le_bytes());
-            out.extend_from_slice(&offset.to_le_bytes());
-            offsets.push(offset);
-            offset = (offset + t.data.len() as u64).div_ceil(align) * align;
-        }
-        let data_start = (out.len() as u64).div_ceil(align) * align;
-        out.resize(data_start as usize, 0);
-        for (t, off) in self.tensors.iter().zip(offsets) {
-            out.resize((data_start + off) as usize, 0);
+        let layout = self.layout();
+        let mut out = Vec::with_capacity(layout.file_size() as usize);
+        out.extend_from_slice(layout.header());
+        for (t, slot) in self.tensors.iter().zip(layout.slots()) {
+            out.resize((layout.data_start() + slot.offset) as usize, 0);
             out.extend_from_slice(&t.data);
         }
         out
     }
 
-    /// Write to a file.
+    /// Write to a file, streaming each tensor after the header.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let io = |source| GgufError::Io {
+        let file = std::fs::File::create(path).map_err(|source| GgufError::Io {
             path: path.display().to_string(),
             source,
-        };
-        let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
-        f.write_all(&self.to_bytes()).map_err(io)?;
-        f.flush().map_err(io)
-    }
-}
-
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn write_value(out: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::U8(x) => out.push(*x),
-        Value::I8(x) => out.push(*x as u8),
-        Value::U16(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::I16(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::U32(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::I32(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::F32(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::Bool(x) => out.push(*x as u8),
-        Value::String(s) => write_str(out, s),
-        Value::Array(t, items) => {
-            out.extend_from_slice(&t.id().to_le_bytes());
-            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
-            for it in items {
-                write_value(out, it);
-            }
+        })?;
+        let mut s = GgufStreamWriter::new(
+            std::io::BufWriter::new(file),
+            self.layout(),
+            path.display().to_string(),
+        )?;
+        for t in &self.tensors {
+            s.write_tensor(&t.data)?;
         }
-        Value::U64(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::F64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        s.finish().map(drop)
     }
 }

@@ -94,7 +94,7 @@ fn plan(s: &Shape, it: Item, tern: GgmlType, embed: GgmlType) -> GgufTensorPlan 
     GgufTensorPlan {
         name,
         dims: dims.into_iter().map(|d| d as u64).collect(),
-        ty,
+        ggml_type: ty,
     }
 }
 
