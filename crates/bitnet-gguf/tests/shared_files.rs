@@ -1,30 +1,12 @@
 //! Reading GGUF files written by other people's tools (bitnet.cpp, gguf-py, llama.cpp).
 //! Expected values come from shared/data/bitnetcpp/tiny/MANIFEST.md.
 
-use std::path::PathBuf;
-
 use bitnet_gguf::{GgmlType, GgufFile, Value};
-
-fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("BITNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    if dir.join("data").is_dir() {
-        Some(dir)
-    } else if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "shared data not found at {} (set BITNET_SHARED)",
-            dir.display()
-        );
-    } else {
-        eprintln!("SKIPPED: shared data not found at {}", dir.display());
-        None
-    }
-}
+use bitnet_testdata::shared_dir;
 
 #[test]
 fn bitnetcpp_i2s_header() {
-    let Some(s) = shared() else { return };
+    let Some(s) = shared_dir() else { return };
     let f = GgufFile::open(s.join("data/bitnetcpp/tiny/model-i2_s.gguf")).unwrap();
     assert_eq!(f.header().version, 3);
     assert_eq!(f.architecture(), Some("bitnet-25"));
@@ -65,7 +47,7 @@ fn bitnetcpp_i2s_header() {
 
 #[test]
 fn tq_files_headers() {
-    let Some(s) = shared() else { return };
+    let Some(s) = shared_dir() else { return };
     for (file, ty, off, ftype) in [
         ("model-tq2_0.gguf", GgmlType::Tq2_0, 166912u64, 37u32),
         ("model-tq1_0.gguf", GgmlType::Tq1_0, 142336, 36),
@@ -80,7 +62,7 @@ fn tq_files_headers() {
 
 #[test]
 fn every_vocab_file_parses() {
-    let Some(s) = shared() else { return };
+    let Some(s) = shared_dir() else { return };
     let mut n = 0;
     for e in std::fs::read_dir(s.join("data/gguf-vocab")).unwrap() {
         let p = e.unwrap().path();
@@ -96,7 +78,7 @@ fn every_vocab_file_parses() {
 
 #[test]
 fn rewrite_round_trips() {
-    let Some(s) = shared() else { return };
+    let Some(s) = shared_dir() else { return };
     let f = GgufFile::open(s.join("data/bitnetcpp/tiny/model-i2_s.gguf")).unwrap();
     let mut w = bitnet_gguf::GgufWriter::new();
     for (k, v) in f.metadata() {
