@@ -28,6 +28,12 @@ mod pool;
 mod quant;
 mod ternary;
 
+/// Experiments kept for measurement only, not used by the model (no stability promise).
+#[doc(hidden)]
+pub mod experimental {
+    pub use crate::ternary::base3::{decode5, encode5, Base3Matrix, KSTEP3, MAX_COLS};
+}
+
 pub use buffer::advise_huge_pages;
 pub use dense::{DenseMatrix, Q8Matrix};
 pub use isa::{active_isa, available_isas, detected_isa, resolve as resolve_isa, Isa};

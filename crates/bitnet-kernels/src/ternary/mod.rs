@@ -16,6 +16,7 @@
 
 #![allow(clippy::too_many_arguments)] // kernels take geometry, operands and output explicitly
 
+pub(crate) mod base3;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx2;
