@@ -3,8 +3,6 @@
 //! decoders, and random bytes/types/shapes through every decoder. Errors are expected; a
 //! panic fails the test.
 
-use std::path::PathBuf;
-
 use bitnet_gguf::{GgufFile, GgufHeader};
 use bitnet_quants::*;
 
@@ -133,17 +131,11 @@ fn mutated_gguf_fixture_never_panics() {
 
 #[test]
 fn mutated_bitnetcpp_header_never_panics() {
-    let dir = std::env::var_os("BITNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let path = dir.join("data/bitnetcpp/tiny/model-i2_s.gguf");
-    let Ok(file) = std::fs::read(&path) else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{} missing (set BITNET_SHARED)", path.display());
-        }
-        eprintln!("SKIPPED: {} not found", path.display());
+    let Some(dir) = bitnet_testdata::shared_dir() else {
         return;
     };
+    let path = dir.join("data/bitnetcpp/tiny/model-i2_s.gguf");
+    let file = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     // The header (metadata with a 1000-token vocabulary and merges, tensor infos) is the
     // first 31744 bytes; parse mutated headers against the real file length.
     let orig = file[..31744].to_vec();

@@ -1,27 +1,9 @@
 //! The real files in shared/data/bitnetcpp/tiny: bitnet.cpp's I2_S GGUF, gguf-py's TQ2_0/TQ1_0
 //! GGUFs and the HF bf16 master they were made from. Expected values from its MANIFEST.md.
 
-use std::path::PathBuf;
-
 use bitnet_gguf::{GgmlType, GgufFile};
 use bitnet_quants::*;
-
-fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("BITNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    if dir.join("data").is_dir() {
-        Some(dir)
-    } else if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "shared data not found at {} (set BITNET_SHARED)",
-            dir.display()
-        );
-    } else {
-        eprintln!("SKIPPED: shared data not found at {}", dir.display());
-        None
-    }
-}
+use bitnet_testdata::shared_dir;
 
 /// MANIFEST.md: (GGUF name, HF name, I2_S scale bits, TQ d fp16 bits).
 const MATRICES: [(&str, &str, u32, u16); 14] = [
@@ -119,7 +101,7 @@ struct Files {
 }
 
 fn open() -> Option<Files> {
-    let d = shared()?.join("data/bitnetcpp/tiny");
+    let d = shared_dir()?.join("data/bitnetcpp/tiny");
     Some(Files {
         i2s: GgufFile::open(d.join("model-i2_s.gguf")).unwrap(),
         tq2: GgufFile::open(d.join("model-tq2_0.gguf")).unwrap(),
