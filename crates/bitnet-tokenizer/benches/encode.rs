@@ -1,15 +1,12 @@
 //! Encoding throughput on ~1 MB of real text (run: `cargo bench -p bitnet-tokenizer`).
 //! Needs the shared data folder (BITNET_SHARED, default ../shared).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use bitnet_tokenizer::Tokenizer;
 
 fn main() {
-    let shared = std::env::var_os("BITNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let shared = bitnet_testdata::shared_path();
     let data = shared.join("data");
     if !data.is_dir() {
         eprintln!("SKIPPED: shared data not found at {}", shared.display());

@@ -1,25 +1,8 @@
 //! Shared helpers for tests that read /work/shared.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
 /// The shared data folder, or `None` (after printing SKIPPED) when absent outside CI.
-pub fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("BITNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    if dir.join("data").is_dir() {
-        Some(dir)
-    } else if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "shared data not found at {} (set BITNET_SHARED)",
-            dir.display()
-        );
-    } else {
-        eprintln!("SKIPPED: shared data not found at {}", dir.display());
-        None
-    }
-}
+pub use bitnet_testdata::shared_dir as shared;
 
 /// llama.cpp's test-tokenizer-0 vector files: inputs split on "\n__ggml_vocab_test__\n"
 /// (a trailing separator ends the list), outputs one line of space-separated ids per input.
