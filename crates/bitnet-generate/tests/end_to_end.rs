@@ -2,36 +2,16 @@
 //! `load_tokenizer` → encode → `ModelRunner` + `generate` → `Detokenizer`.
 #![cfg(all(feature = "model", feature = "tokenizer"))]
 
-use std::path::PathBuf;
-
 use bitnet_generate::{
     generate, Detokenizer, FinishReason, GenerateConfig, ModelRunner, Sampler, SamplerConfig,
 };
 use bitnet_model::Model;
+use bitnet_testdata::shared_dir;
 use bitnet_tokenizer::load_tokenizer;
-
-/// `$BITNET_SHARED` or `<workspace>/../shared`; `None` (after printing SKIPPED) when absent
-/// outside CI; panics in CI.
-fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("BITNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")));
-    if dir.join("data").is_dir() {
-        Some(dir)
-    } else if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "shared data not found at {} (set BITNET_SHARED)",
-            dir.display()
-        );
-    } else {
-        eprintln!("SKIPPED: shared data not found at {}", dir.display());
-        None
-    }
-}
 
 #[test]
 fn prompt_continuation_streams_the_same_text_as_batch_decoding() {
-    let Some(s) = shared() else { return };
+    let Some(s) = shared_dir() else { return };
     let dir = s.join("data/real-models/bitllama2c-tinystories-3m");
     let model = Model::load(&dir).unwrap();
     let loaded = load_tokenizer(&dir).unwrap();

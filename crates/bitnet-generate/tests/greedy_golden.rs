@@ -23,29 +23,7 @@ use bitnet_generate::{
     TokenDecoder,
 };
 use bitnet_model::Model;
-
-/// `$BITNET_SHARED` or `<workspace>/../shared`; `None` (after printing SKIPPED) when absent
-/// outside CI; panics in CI.
-fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("BITNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")));
-    if dir.join("data").is_dir() {
-        Some(dir)
-    } else if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "shared data not found at {} (set BITNET_SHARED)",
-            dir.display()
-        );
-    } else {
-        eprintln!("SKIPPED: shared data not found at {}", dir.display());
-        None
-    }
-}
-
-fn workspace() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
+use bitnet_testdata::{fixtures_dir, shared_dir, workspace_root};
 
 fn ids(v: &serde_json::Value, what: &str) -> Vec<u32> {
     v.as_array()
@@ -141,8 +119,8 @@ fn check(model: &Model, name: &str, prompt: &[u32], want: &[u32]) {
 
 #[test]
 fn greedy_continuations_match_transformers() {
-    let Some(shared) = shared() else { return };
-    let root = workspace();
+    let Some(shared) = shared_dir() else { return };
+    let root = workspace_root();
     let cases: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(root.join("scripts/golden/cases.json")).unwrap(),
     )
@@ -152,7 +130,7 @@ fn greedy_continuations_match_transformers() {
     let mut checked = Vec::new();
     for case in cases["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let fixture = root.join(format!("fixtures/transformers/{name}.greedy.json"));
+        let fixture = fixtures_dir().join(format!("transformers/{name}.greedy.json"));
         let Ok(text) = std::fs::read_to_string(&fixture) else {
             continue;
         };
@@ -175,7 +153,7 @@ fn greedy_continuations_match_transformers() {
     let _ = std::fs::remove_dir_all(&tmp);
     eprintln!("checked {}: {checked:?}", checked.len());
     // Every greedy fixture in the folder belongs to a case and was checked.
-    let on_disk = std::fs::read_dir(root.join("fixtures/transformers"))
+    let on_disk = std::fs::read_dir(fixtures_dir().join("transformers"))
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".greedy.json"))

@@ -9,25 +9,7 @@ use bitnet_generate::{
     StopReason, TokenDecoder,
 };
 use bitnet_model::{Logits, Model};
-
-/// `$BITNET_SHARED` or `<workspace>/../shared`; `None` (after printing SKIPPED) when absent
-/// outside CI; panics in CI.
-fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("BITNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")));
-    if dir.join("data").is_dir() {
-        Some(dir)
-    } else if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "shared data not found at {} (set BITNET_SHARED)",
-            dir.display()
-        );
-    } else {
-        eprintln!("SKIPPED: shared data not found at {}", dir.display());
-        None
-    }
-}
+use bitnet_testdata::shared_dir;
 
 /// Streaming decoder over tokenizer.json's `model.vocab` (SentencePiece pieces: `▁` = space,
 /// `<0xXX>` = one byte), read independently of the tokenizer crate. Drops the first leading
@@ -88,7 +70,7 @@ const GOLDEN: &str =
     "Once upon a time, there was a little girl named Lily. She loved to play outside and explore";
 
 fn load() -> Option<(Model, PathBuf)> {
-    let dir = shared()?.join("data/real-models/bitllama2c-tinystories-3m");
+    let dir = shared_dir()?.join("data/real-models/bitllama2c-tinystories-3m");
     Some((Model::load(&dir).unwrap(), dir))
 }
 
