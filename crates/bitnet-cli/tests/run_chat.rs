@@ -654,3 +654,44 @@ fn lone_tokenizer_file_uses_the_models_chat_format() {
         out.stderr
     );
 }
+
+/// `--head q8` (int8 head with per-row scales) on `run` and `chat`: greedy decoding from BOS
+/// still spells transformers' greedy story (its ids, from the F16 head), and a bad kind is a
+/// clap error.
+#[test]
+fn q8_head_keeps_the_greedy_story() {
+    let Some(m) = model_dir() else { return };
+    let greedy = transformers_greedy();
+    let v = json(&[
+        "run",
+        s(&m),
+        "--head",
+        "q8",
+        "--temp",
+        "0",
+        "--prompt-ids",
+        "1",
+        "-n",
+        "40",
+        "--json",
+    ]);
+    assert_eq!(ids(&v["ids"]), greedy);
+    assert!(
+        v["text"].as_str().unwrap().starts_with(README_TEXT),
+        "{}",
+        v["text"]
+    );
+    let out = bitnet(
+        &["chat", s(&m), "--head", "q8", "--temp", "0", "-n", "12"],
+        "Once upon a time\n/exit\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let first = out.stdout.split("> ").nth(1).unwrap_or("").trim_end();
+    assert!(
+        first.len() > 10 && README_TEXT.starts_with(&format!("Once upon a time{first}")),
+        "chat --head q8 reply {first:?}"
+    );
+    let out = bitnet(&["run", s(&m), "--head", "q4", "-n", "1"], "");
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("q4"), "{}", out.stderr);
+}

