@@ -1,7 +1,7 @@
 //! The reference forward pass, top to bottom. Batched passes (prefill) use the kernels'
 //! `matmul`, single tokens (decode) their `matvec`; both write into the preallocated State.
 
-use bitnet_kernels::quantize_activations;
+use bitnet_kernels::{active_isa, quantize_activations, TernaryMatrix};
 
 use crate::ops::{attend, gated_act, rmsnorm, rmsnorm_inplace, rope, KvElem};
 use crate::state::{shape_of, HeadScratch, KvCache, LinearScratch};
@@ -27,39 +27,26 @@ fn linear(
     sc: &mut LinearScratch,
     out: &mut [f32],
 ) {
-    let LinearScratch { xn, xq, xs, margin } = sc;
     let (cols, rows) = (lin.in_features(), lin.out_features());
     let x = &x[..n * cols];
     let out = &mut out[..n * rows];
     let src: &[f32] = match &lin.input_norm {
         Some(w) => {
-            for (xi, oi) in x.chunks_exact(cols).zip(xn.chunks_exact_mut(cols)) {
+            for (xi, oi) in x.chunks_exact(cols).zip(sc.xn.chunks_exact_mut(cols)) {
                 rmsnorm(xi, w, norm_eps, oi);
             }
-            &xn[..n * cols]
+            &sc.xn[..n * cols]
         }
         None => x,
     };
     match &lin.proj {
         Proj::Ternary(m) => {
-            let xq = &mut xq[..n * cols];
-            for ((xi, qi), si) in src
-                .chunks_exact(cols)
-                .zip(xq.chunks_exact_mut(cols))
-                .zip(xs.iter_mut())
-            {
-                *si = quantize_activations(xi, qi);
-            }
-            if let Some(margin) = margin {
-                for ((xi, &si), mi) in src.chunks_exact(cols).zip(xs.iter()).zip(margin.iter_mut())
-                {
-                    *mi = mi.min(rounding_margin(xi, si));
-                }
-            }
+            quantize_rows(src, cols, n, &mut sc.xq, &mut sc.xs, &mut sc.margin);
+            let xq = &sc.xq[..n * cols];
             if n == 1 {
-                m.matvec(xq, xs[0], out);
+                m.matvec(xq, sc.xs[0], out);
             } else {
-                m.matmul(xq, &xs[..n], out);
+                m.matmul(xq, &sc.xs[..n], out);
             }
         }
         Proj::Dense(m) => {
@@ -69,6 +56,82 @@ fn linear(
                 m.matmul(src, n, out);
             }
         }
+    }
+}
+
+/// Per-token int8 quantization of `src` (`[n × cols]`) into `xq` (`[n × cols]`) and `xs`
+/// (`[n]`), updating the rounding margins when they are tracked.
+fn quantize_rows(
+    src: &[f32],
+    cols: usize,
+    n: usize,
+    xq: &mut [i8],
+    xs: &mut [f32],
+    margin: &mut Option<Vec<f32>>,
+) {
+    let src = &src[..n * cols];
+    for ((xi, qi), si) in src
+        .chunks_exact(cols)
+        .zip(xq[..n * cols].chunks_exact_mut(cols))
+        .zip(xs.iter_mut())
+    {
+        *si = quantize_activations(xi, qi);
+    }
+    if let Some(margin) = margin {
+        for ((xi, &si), mi) in src.chunks_exact(cols).zip(xs.iter()).zip(margin.iter_mut()) {
+            *mi = mi.min(rounding_margin(xi, si));
+        }
+    }
+}
+
+/// `outs[i] = lins[i](x)` for linears that read the same input (q/k/v, gate/up). When all are
+/// ternary without their own input norm, the input is quantized once and the products run in
+/// one pool dispatch (`matvec_many`/`matmul_many_with`, each result exactly what `matvec` /
+/// `matmul` gives); otherwise each goes through [`linear`]. `x`: `[n × in]`; `outs[i]`:
+/// `[≥ n × lins[i].out]`.
+fn linear_many<const K: usize>(
+    lins: [&Linear; K],
+    x: &[f32],
+    n: usize,
+    norm_eps: f32,
+    sc: &mut LinearScratch,
+    outs: [&mut [f32]; K],
+) {
+    fn ternary(l: &Linear) -> Option<&TernaryMatrix> {
+        match (&l.proj, &l.input_norm) {
+            (Proj::Ternary(m), None) => Some(m),
+            _ => None,
+        }
+    }
+    let Some(first) = ternary(lins[0]) else {
+        for (l, o) in lins.into_iter().zip(outs) {
+            linear(l, x, n, norm_eps, sc, o);
+        }
+        return;
+    };
+    let mut mats: [&TernaryMatrix; K] = [first; K];
+    for (m, l) in mats.iter_mut().zip(lins) {
+        match ternary(l) {
+            Some(t) if t.cols() == first.cols() => *m = t,
+            _ => {
+                for (l, o) in lins.into_iter().zip(outs) {
+                    linear(l, x, n, norm_eps, sc, o);
+                }
+                return;
+            }
+        }
+    }
+    let cols = first.cols();
+    quantize_rows(x, cols, n, &mut sc.xq, &mut sc.xs, &mut sc.margin);
+    let xq = &sc.xq[..n * cols];
+    let mut outs = outs;
+    for (o, m) in outs.iter_mut().zip(&mats) {
+        *o = &mut std::mem::take(o)[..n * m.rows()];
+    }
+    if n == 1 {
+        TernaryMatrix::matvec_many(&mats, xq, sc.xs[0], &mut outs);
+    } else {
+        TernaryMatrix::matmul_many_with(active_isa(), &mats, xq, &sc.xs[..n], &mut outs);
     }
 }
 
@@ -229,9 +292,14 @@ impl Model {
                 );
             }
             // q, k, v = BitLinear(xb)
-            linear(&layer.wq, &s.xb, n, lin_eps, &mut s.lin, &mut s.q);
-            linear(&layer.wk, &s.xb, n, lin_eps, &mut s.lin, &mut s.k);
-            linear(&layer.wv, &s.xb, n, lin_eps, &mut s.lin, &mut s.v);
+            linear_many(
+                [&layer.wq, &layer.wk, &layer.wv],
+                &s.xb,
+                n,
+                lin_eps,
+                &mut s.lin,
+                [&mut s.q, &mut s.k, &mut s.v],
+            );
             // RoPE on q and k, then append k and v to the cache.
             let base = l * layer_cache;
             for t in 0..n {
@@ -296,8 +364,14 @@ impl Model {
                     &mut s.xb[t * dim..(t + 1) * dim],
                 );
             }
-            linear(&layer.w_gate, &s.xb, n, lin_eps, &mut s.lin, &mut s.gate);
-            linear(&layer.w_up, &s.xb, n, lin_eps, &mut s.lin, &mut s.up);
+            linear_many(
+                [&layer.w_gate, &layer.w_up],
+                &s.xb,
+                n,
+                lin_eps,
+                &mut s.lin,
+                [&mut s.gate, &mut s.up],
+            );
             // h = act(gate) · up, then the BitNet sub-norm.
             for t in 0..n {
                 let g = &mut s.gate[t * ffn..(t + 1) * ffn];
