@@ -3,7 +3,7 @@
 
 use bitnet_kernels::{active_isa, quantize_activations, TernaryMatrix};
 
-use crate::ops::{attend, gated_act, rmsnorm, rmsnorm_inplace, rope, KvElem};
+use crate::ops::{attend_with, gated_act, rmsnorm, rmsnorm_inplace, rope, KvElem};
 use crate::state::{shape_of, HeadScratch, KvCache, LinearScratch};
 use crate::weights::{Linear, Proj};
 use crate::{Model, ModelError, Result, State};
@@ -160,6 +160,8 @@ fn attention_heads<T: KvElem>(
     let group = c.n_heads / c.n_kv_heads;
     // head_dim^-0.5 rounded once to f32, as torch applies the Python float `scaling`.
     let att_scale = (1.0 / (hd as f64).sqrt()) as f32;
+    // The kernels' path, resolved once here instead of in every dot/axpy call.
+    let isa = active_isa().clamp_available();
     bitnet_kernels::parallel_for(c.n_heads, |h| {
         // A poisoned lock only means another head's task panicked, which parallel_for
         // re-raises; the scratch itself is still usable.
@@ -167,7 +169,8 @@ fn attention_heads<T: KvElem>(
         let HeadScratch { scores, out } = &mut *g;
         for t in 0..n {
             let qo = t * q_dim + h * hd;
-            attend(
+            attend_with(
+                isa,
                 &q[qo..qo + hd],
                 kc,
                 vc,

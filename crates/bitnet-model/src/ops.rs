@@ -1,5 +1,7 @@
 //! Building blocks of the forward pass, each on one token's vector, in f32 as transformers does.
 
+use bitnet_kernels::{active_isa, Isa};
+
 use crate::config::RopeStyle;
 
 /// RMSNorm as transformers' `LlamaRMSNorm`/`BitNetRMSNorm`: `x · rsqrt(mean(x²) + eps) · w`.
@@ -75,26 +77,26 @@ pub fn softmax(x: &mut [f32]) {
 
 /// An element type the KV cache can hold.
 pub trait KvElem: Copy + Send + Sync {
-    /// `Σ q[i]·k[i]`.
-    fn dot(q: &[f32], k: &[Self]) -> f32;
-    /// `out[i] += w·v[i]`.
-    fn axpy(out: &mut [f32], w: f32, v: &[Self]);
+    /// `Σ q[i]·k[i]` (f32 caches on the kernels' `isa` path).
+    fn dot(isa: Isa, q: &[f32], k: &[Self]) -> f32;
+    /// `out[i] += w·v[i]` (f32 caches on the kernels' `isa` path).
+    fn axpy(isa: Isa, out: &mut [f32], w: f32, v: &[Self]);
 }
 
 impl KvElem for f32 {
-    fn dot(q: &[f32], k: &[f32]) -> f32 {
-        bitnet_kernels::ops::dot(q, k)
+    fn dot(isa: Isa, q: &[f32], k: &[f32]) -> f32 {
+        bitnet_kernels::ops::dot_with(isa, q, k)
     }
-    fn axpy(out: &mut [f32], w: f32, v: &[f32]) {
-        bitnet_kernels::ops::axpy(out, w, v)
+    fn axpy(isa: Isa, out: &mut [f32], w: f32, v: &[f32]) {
+        bitnet_kernels::ops::axpy_with(isa, out, w, v)
     }
 }
 
 impl KvElem for half::f16 {
-    fn dot(q: &[f32], k: &[half::f16]) -> f32 {
+    fn dot(_: Isa, q: &[f32], k: &[half::f16]) -> f32 {
         q.iter().zip(k).map(|(a, b)| a * b.to_f32()).sum()
     }
-    fn axpy(out: &mut [f32], w: f32, v: &[half::f16]) {
+    fn axpy(_: Isa, out: &mut [f32], w: f32, v: &[half::f16]) {
         for (o, x) in out.iter_mut().zip(v) {
             *o += w * x.to_f32();
         }
@@ -117,17 +119,46 @@ pub fn attend<T: KvElem>(
     scores: &mut [f32],
     out: &mut [f32],
 ) {
+    attend_with(
+        active_isa(),
+        q,
+        k_cache,
+        v_cache,
+        kv_stride,
+        kv_offset,
+        n_ctx,
+        scale,
+        scores,
+        out,
+    )
+}
+
+/// [`attend`] with the kernels' path chosen by the caller (resolved once per forward pass
+/// rather than per dot product).
+#[allow(clippy::too_many_arguments)]
+pub fn attend_with<T: KvElem>(
+    isa: Isa,
+    q: &[f32],
+    k_cache: &[T],
+    v_cache: &[T],
+    kv_stride: usize,
+    kv_offset: usize,
+    n_ctx: usize,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
     let hd = q.len();
     let scores = &mut scores[..n_ctx];
     for (p, s) in scores.iter_mut().enumerate() {
         let k = &k_cache[p * kv_stride + kv_offset..p * kv_stride + kv_offset + hd];
-        *s = T::dot(q, k) * scale;
+        *s = T::dot(isa, q, k) * scale;
     }
     softmax(scores);
     out.fill(0.0);
     for (p, &w) in scores.iter().enumerate() {
         let v = &v_cache[p * kv_stride + kv_offset..p * kv_stride + kv_offset + hd];
-        T::axpy(out, w, v);
+        T::axpy(isa, out, w, v);
     }
 }
 
