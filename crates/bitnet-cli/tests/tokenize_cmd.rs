@@ -1,25 +1,9 @@
 //! `bitnet tokenize` end to end through the built binary.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("BITNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    if dir.join("data").is_dir() {
-        Some(dir)
-    } else if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "shared data not found at {} (set BITNET_SHARED)",
-            dir.display()
-        );
-    } else {
-        eprintln!("SKIPPED: shared data not found at {}", dir.display());
-        None
-    }
-}
+use bitnet_testdata::shared_dir;
 
 /// Run `bitnet tokenize ARGS` with `stdin`; returns (exit ok, stdout, stderr).
 fn tokenize(args: &[&str], stdin: &str) -> (bool, String, String) {
@@ -47,7 +31,7 @@ fn tokenize(args: &[&str], stdin: &str) -> (bool, String, String) {
 
 #[test]
 fn encode_and_decode_llama3() {
-    let Some(s) = shared() else { return };
+    let Some(s) = shared_dir() else { return };
     let m = s.join("data/llama3/tokenizer.model");
     let m = m.to_str().expect("utf-8 path");
     // llama.cpp's Llama 3 vector: "Hello world" = 9906 1917.
@@ -72,7 +56,7 @@ fn encode_and_decode_llama3() {
 
 #[test]
 fn model_folder_and_errors() {
-    let Some(s) = shared() else { return };
+    let Some(s) = shared_dir() else { return };
     let d = s.join("data/real-models/bitllama2c-tinystories-3m");
     let (ok, out, _) = tokenize(&[d.to_str().unwrap(), "--bos"], "Once upon a time");
     assert!(ok);
