@@ -77,21 +77,11 @@ mod tests {
 
 #[cfg(test)]
 mod run_tests {
-    use std::path::PathBuf;
+    use bitnet_testdata::{fixtures_dir, shared_dir};
 
     #[test]
     fn writes_transformers_matching_npy() {
-        let dir = std::env::var_os("BITNET_SHARED")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-        if !dir.join("data").is_dir() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "shared data missing"
-            );
-            eprintln!("SKIPPED: shared data not found at {}", dir.display());
-            return;
-        }
+        let Some(dir) = shared_dir() else { return };
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("l.npy");
         super::run(super::Args {
@@ -102,8 +92,7 @@ mod run_tests {
         .unwrap();
         let got = bitnet_model::npy::read_npy(&out).unwrap();
         // transformers' logits for the same ids (fixtures/transformers, prompt 1).
-        let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fixtures/transformers/tinystories-3m.p1.npy");
+        let fixture = fixtures_dir().join("transformers/tinystories-3m.p1.npy");
         let want = bitnet_model::npy::read_npy(fixture).unwrap();
         assert_eq!(got.shape, vec![8, 512]);
         let (bitnet_model::npy::NpyData::F32(g), bitnet_model::npy::NpyData::F32(w)) =
