@@ -4,8 +4,8 @@
 
 use std::io::Write;
 
-use crate::counting::Counting;
 use crate::ConvertError;
+use bitnet_gguf::CountingWriter;
 
 /// One tensor: name, safetensors dtype string ("BF16", "F32", "U8", …), shape, byte size.
 #[derive(Clone, Debug)]
@@ -62,16 +62,13 @@ pub fn write_safetensors_streaming(
     w.write_all(&(h.len() as u64).to_le_bytes()).map_err(io)?;
     w.write_all(&h).map_err(io)?;
     for (i, t) in tensors.iter().enumerate() {
-        let mut c = Counting {
-            inner: &mut *w,
-            count: 0,
-        };
+        let mut c = CountingWriter::new(&mut *w);
         emit(i, &mut c)?;
-        if c.count != t.nbytes {
+        if c.count() != t.nbytes {
             return Err(ConvertError::SizeMismatch {
                 name: t.name.clone(),
                 expected: t.nbytes,
-                got: c.count,
+                got: c.count(),
             });
         }
     }

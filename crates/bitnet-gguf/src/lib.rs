@@ -21,7 +21,7 @@ mod value;
 mod writer;
 
 pub use reader::{GgufFile, GgufHeader, TensorInfo};
-pub use stream::{GgufLayout, GgufStreamWriter, TensorSlot, TensorSpec};
+pub use stream::{CountingWriter, GgufLayout, GgufStreamWriter, TensorSlot, TensorSpec};
 pub use types::GgmlType;
 pub use value::{Value, ValueType};
 pub use writer::GgufWriter;

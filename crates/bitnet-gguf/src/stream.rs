@@ -129,13 +129,31 @@ fn alignment(metadata: &[(String, Value)]) -> u64 {
         .unwrap_or(DEFAULT_ALIGNMENT)
 }
 
-/// Forwards to `inner` and counts the bytes written.
-struct Counted<W> {
+/// Forwards to `inner` and counts the bytes written (streaming writers use it to check each
+/// tensor against its declared size).
+pub struct CountingWriter<W> {
     inner: W,
     count: u64,
 }
 
-impl<W: Write> Write for Counted<W> {
+impl<W: Write> CountingWriter<W> {
+    /// Wrap `inner` with a count of zero.
+    pub fn new(inner: W) -> Self {
+        CountingWriter { inner, count: 0 }
+    }
+
+    /// Bytes written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The wrapped writer.
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: Write> Write for CountingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.count += n as u64;
@@ -149,7 +167,7 @@ impl<W: Write> Write for Counted<W> {
 /// Writes a GGUF file from a [`GgufLayout`]: the header on creation, then each tensor in
 /// order between [`begin_tensor`](Self::begin_tensor) and [`end_tensor`](Self::end_tensor).
 pub struct GgufStreamWriter<W: Write> {
-    out: Counted<W>,
+    out: CountingWriter<W>,
     layout: GgufLayout,
     /// Name used in I/O errors (the output path, or a placeholder).
     dest: String,
@@ -163,10 +181,7 @@ impl<W: Write> GgufStreamWriter<W> {
     /// Write the header of `layout` to `out`; `dest` names the output in I/O errors.
     pub fn new(out: W, layout: GgufLayout, dest: impl Into<String>) -> Result<Self> {
         let mut s = GgufStreamWriter {
-            out: Counted {
-                inner: out,
-                count: 0,
-            },
+            out: CountingWriter::new(out),
             layout,
             dest: dest.into(),
             next: 0,
@@ -244,7 +259,7 @@ impl<W: Write> GgufStreamWriter<W> {
             )));
         }
         self.out.flush().map_err(|e| self.io(e))?;
-        Ok(self.out.inner)
+        Ok(self.out.into_inner())
     }
 }
 
