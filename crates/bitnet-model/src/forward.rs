@@ -3,7 +3,7 @@
 
 use bitnet_kernels::{active_isa, quantize_activations, TernaryMatrix};
 
-use crate::ops::{attend_with, gated_act, rmsnorm, rmsnorm_inplace, rope, KvElem};
+use crate::ops::{attend_with, gated_act, rmsnorm, rmsnorm_inplace, rope, softmax, KvElem};
 use crate::state::{shape_of, HeadScratch, KvCache, LinearScratch};
 use crate::weights::{Linear, Proj};
 use crate::{Model, ModelError, Result, State};
@@ -146,7 +146,9 @@ fn rounding_margin(x: &[f32], s: f32) -> f32 {
 }
 
 /// Attention of `n` tokens at positions `p0..p0+n` for every query head, in parallel on the
-/// kernels' pool; head h writes its outputs `[n × head_dim]` into `heads[h].out`.
+/// kernels' pool; head h writes its outputs `[n × head_dim]` into `heads[h].out`. A single
+/// token runs one task per head; a batch runs heads of one GQA group together (see
+/// [`attend_heads`]), so each K/V row is read once per task rather than once per head.
 fn attention_heads<T: KvElem>(
     c: &crate::Config,
     q: &[f32],
@@ -162,27 +164,123 @@ fn attention_heads<T: KvElem>(
     let att_scale = (1.0 / (hd as f64).sqrt()) as f32;
     // The kernels' path, resolved once here instead of in every dot/axpy call.
     let isa = active_isa().clamp_available();
-    bitnet_kernels::parallel_for(c.n_heads, |h| {
+    let sub = if n == 1 {
+        1
+    } else {
+        heads_per_task(group, c.n_heads, bitnet_kernels::num_threads())
+    };
+    bitnet_kernels::parallel_for(c.n_heads / sub, |task| {
+        let h0 = task * sub;
         // A poisoned lock only means another head's task panicked, which parallel_for
         // re-raises; the scratch itself is still usable.
-        let mut g = heads[h].lock().unwrap_or_else(|e| e.into_inner());
-        let HeadScratch { scores, out } = &mut *g;
+        let mut guards: [Option<std::sync::MutexGuard<HeadScratch>>; MAX_GROUP_TASK] =
+            Default::default();
+        for (g, m) in guards.iter_mut().zip(&heads[h0..h0 + sub]) {
+            *g = Some(m.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        let mut scores: [&mut [f32]; MAX_GROUP_TASK] = Default::default();
+        let mut outs: [&mut [f32]; MAX_GROUP_TASK] = Default::default();
+        for ((g, sc), o) in guards.iter_mut().zip(&mut scores).zip(&mut outs) {
+            if let Some(g) = g {
+                let HeadScratch { scores, out } = &mut **g;
+                *sc = scores;
+                *o = out;
+            }
+        }
+        attend_heads(
+            isa,
+            q,
+            q_dim,
+            h0,
+            kc,
+            vc,
+            kv_dim,
+            (h0 / group) * hd,
+            hd,
+            n,
+            p0,
+            att_scale,
+            &mut scores[..sub],
+            &mut outs[..sub],
+        );
+    });
+}
+
+/// Most query heads one attention task takes together.
+const MAX_GROUP_TASK: usize = 8;
+
+/// Heads per prefill attention task: the largest divisor of the GQA group size (at most
+/// [`MAX_GROUP_TASK`]) that leaves a task count divisible by the thread count, so the pool's
+/// threads get equal work (e.g. 2B4T, 20 heads in groups of 4, 2 threads: 2 heads a task).
+fn heads_per_task(group: usize, n_heads: usize, threads: usize) -> usize {
+    (1..=group.min(MAX_GROUP_TASK))
+        .rev()
+        .find(|&d| group.is_multiple_of(d) && (n_heads / d).is_multiple_of(threads.max(1)))
+        .unwrap_or(1)
+}
+
+/// Causal attention of query heads `h0..h0 + outs.len()` (all of one KV head, at `kv_offset`)
+/// for `n` tokens at positions `p0..p0+n`: for each token, each K row is read once for all
+/// these heads, then each V row. Per head the arithmetic is exactly [`attend_with`]'s, in the
+/// same order. `q`: `[n × q_stride]`; `scores[j]`: `[≥ p0 + n]`; `outs[j]`: `[≥ n × hd]`.
+#[allow(clippy::too_many_arguments)]
+fn attend_heads<T: KvElem>(
+    isa: bitnet_kernels::Isa,
+    q: &[f32],
+    q_stride: usize,
+    h0: usize,
+    kc: &[T],
+    vc: &[T],
+    kv_stride: usize,
+    kv_offset: usize,
+    hd: usize,
+    n: usize,
+    p0: usize,
+    scale: f32,
+    scores: &mut [&mut [f32]],
+    outs: &mut [&mut [f32]],
+) {
+    if scores.len() == 1 {
         for t in 0..n {
-            let qo = t * q_dim + h * hd;
+            let qo = t * q_stride + h0 * hd;
             attend_with(
                 isa,
                 &q[qo..qo + hd],
                 kc,
                 vc,
-                kv_dim,
-                (h / group) * hd,
+                kv_stride,
+                kv_offset,
                 p0 + t + 1,
-                att_scale,
-                scores,
-                &mut out[t * hd..(t + 1) * hd],
+                scale,
+                scores[0],
+                &mut outs[0][t * hd..(t + 1) * hd],
             );
         }
-    });
+        return;
+    }
+    for t in 0..n {
+        let n_ctx = p0 + t + 1;
+        let qt = &q[t * q_stride..(t + 1) * q_stride];
+        for p in 0..n_ctx {
+            let k = &kc[p * kv_stride + kv_offset..p * kv_stride + kv_offset + hd];
+            for (j, sc) in scores.iter_mut().enumerate() {
+                let h = h0 + j;
+                sc[p] = T::dot(isa, &qt[h * hd..(h + 1) * hd], k) * scale;
+            }
+        }
+        for sc in scores.iter_mut() {
+            softmax(&mut sc[..n_ctx]);
+        }
+        for o in outs.iter_mut() {
+            o[t * hd..(t + 1) * hd].fill(0.0);
+        }
+        for p in 0..n_ctx {
+            let v = &vc[p * kv_stride + kv_offset..p * kv_stride + kv_offset + hd];
+            for (sc, o) in scores.iter().zip(outs.iter_mut()) {
+                T::axpy(isa, &mut o[t * hd..(t + 1) * hd], sc[p], v);
+            }
+        }
+    }
 }
 
 impl Model {
@@ -424,5 +522,75 @@ mod tests {
         assert_eq!(super::rounding_margin(&[0.25], 2.5), 0.2);
         // |y| < 0.5 is measured against 0.5: 0.3 → 0.2 / 0.5; clamped values are ignored.
         assert!((super::rounding_margin(&[0.3, 200.5], 1.0) - 0.4).abs() < 1e-7);
+    }
+
+    /// Heads of a GQA group taken together give bit for bit what one head at a time gives.
+    #[test]
+    fn grouped_attention_is_bit_identical_per_head() {
+        let (hd, n_heads, n_kv, n, p0) = (8, 8, 2, 5, 3);
+        let (q_stride, kv_stride, ctx) = (n_heads * hd, n_kv * hd, p0 + n);
+        let mut seed = 12345u32;
+        let mut rnd = |len: usize| -> Vec<f32> {
+            (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+                    (seed >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
+                })
+                .collect()
+        };
+        let (q, kc, vc) = (
+            rnd(n * q_stride),
+            rnd(ctx * kv_stride),
+            rnd(ctx * kv_stride),
+        );
+        let isa = bitnet_kernels::active_isa();
+        let scale = (1.0 / (hd as f64).sqrt()) as f32;
+        // Heads 4..8 share KV head 1 (offset hd).
+        let mut sc: Vec<Vec<f32>> = vec![vec![0.0; ctx]; 4];
+        let mut out: Vec<Vec<f32>> = vec![vec![0.0; n * hd]; 4];
+        {
+            let mut scs: Vec<&mut [f32]> = sc.iter_mut().map(|v| &mut v[..]).collect();
+            let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|v| &mut v[..]).collect();
+            super::attend_heads(
+                isa, &q, q_stride, 4, &kc, &vc, kv_stride, hd, hd, n, p0, scale, &mut scs,
+                &mut outs,
+            );
+        }
+        for (j, grouped) in out.iter().enumerate() {
+            let mut s1 = vec![0.0; ctx];
+            let mut o1 = vec![0.0; n * hd];
+            super::attend_heads(
+                isa,
+                &q,
+                q_stride,
+                4 + j,
+                &kc,
+                &vc,
+                kv_stride,
+                hd,
+                hd,
+                n,
+                p0,
+                scale,
+                &mut [&mut s1[..]],
+                &mut [&mut o1[..]],
+            );
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(grouped), bits(&o1), "head {}", 4 + j);
+            assert!(o1.iter().any(|&x| x != 0.0));
+        }
+    }
+
+    #[test]
+    fn heads_per_task_balances_threads() {
+        // 2B4T: 20 heads in groups of 4.
+        assert_eq!(super::heads_per_task(4, 20, 1), 4);
+        assert_eq!(super::heads_per_task(4, 20, 2), 2);
+        assert_eq!(super::heads_per_task(4, 20, 4), 1);
+        assert_eq!(super::heads_per_task(4, 20, 5), 4);
+        // No GQA: one head per task.
+        assert_eq!(super::heads_per_task(1, 12, 2), 1);
+        // Groups larger than MAX_GROUP_TASK are split.
+        assert_eq!(super::heads_per_task(16, 32, 1), 8);
     }
 }
