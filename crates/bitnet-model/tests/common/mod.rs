@@ -7,22 +7,8 @@ use bitnet_model::{argmax, Logits, Model};
 
 /// `$BITNET_SHARED` or `<workspace>/../shared`; `None` (after printing SKIPPED) when absent
 /// outside CI; panics in CI.
-pub fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("BITNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    if dir.join("data").is_dir() {
-        Some(dir)
-    } else if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "shared data not found at {} (set BITNET_SHARED)",
-            dir.display()
-        );
-    } else {
-        eprintln!("SKIPPED: shared data not found at {}", dir.display());
-        None
-    }
-}
+#[allow(unused_imports)] // not every test file reads the shared data
+pub use bitnet_testdata::shared_dir as shared;
 
 /// Fixture directory of this crate (`tests/fixtures`).
 pub fn fixtures() -> PathBuf {
