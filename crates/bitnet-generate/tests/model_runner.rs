@@ -1,6 +1,8 @@
 //! `ModelRunner` + `generate` on the real trained TinyStories model (bitllama2.c, 3M).
 #![cfg(feature = "model")]
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -10,6 +12,7 @@ use bitnet_generate::{
 };
 use bitnet_model::{Logits, Model};
 use bitnet_testdata::shared_dir;
+use common::{take_all, take_valid_utf8};
 
 /// Streaming decoder over tokenizer.json's `model.vocab` (SentencePiece pieces: `▁` = space,
 /// `<0xXX>` = one byte), read independently of the tokenizer crate. Drops the first leading
@@ -48,18 +51,10 @@ impl TokenDecoder for Vocab {
             piece = piece.strip_prefix(b" ").unwrap_or(piece);
         }
         self.pending.extend_from_slice(piece);
-        let valid = match std::str::from_utf8(&self.pending) {
-            Ok(_) => self.pending.len(),
-            Err(e) => e.valid_up_to(),
-        };
-        let out = String::from_utf8_lossy(&self.pending[..valid]).into_owned();
-        self.pending.drain(..valid);
-        out
+        take_valid_utf8(&mut self.pending)
     }
     fn finish(&mut self) -> String {
-        let out = String::from_utf8_lossy(&self.pending).into_owned();
-        self.pending.clear();
-        out
+        take_all(&mut self.pending)
     }
 }
 

@@ -72,12 +72,8 @@ impl SamplerConfig {
             top_k: 0,
             top_p: 1.0,
             min_p: 0.0,
-            repeat_penalty: 1.0,
-            repeat_last_n: 64,
-            frequency_penalty: 0.0,
-            presence_penalty: 0.0,
-            logit_bias: HashMap::new(),
-            seed: None,
+            // Penalties are off (1.0 / 0.0) and there is no bias or seed by default.
+            ..Self::default()
         }
     }
 

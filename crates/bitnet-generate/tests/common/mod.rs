@@ -111,19 +111,30 @@ impl TokenDecoder for Pieces {
     fn push(&mut self, token: u32) -> String {
         self.pending
             .extend_from_slice(&self.pieces[token as usize % self.pieces.len()]);
-        let valid = match std::str::from_utf8(&self.pending) {
-            Ok(_) => self.pending.len(),
-            Err(e) => e.valid_up_to(),
-        };
-        let out = String::from_utf8_lossy(&self.pending[..valid]).into_owned();
-        self.pending.drain(..valid);
-        out
+        take_valid_utf8(&mut self.pending)
     }
     fn finish(&mut self) -> String {
-        let out = String::from_utf8_lossy(&self.pending).into_owned();
-        self.pending.clear();
-        out
+        take_all(&mut self.pending)
     }
+}
+
+/// Remove and return the longest valid UTF-8 prefix of `pending` (an incomplete character
+/// at the end stays for the next piece).
+pub fn take_valid_utf8(pending: &mut Vec<u8>) -> String {
+    let valid = match std::str::from_utf8(pending) {
+        Ok(_) => pending.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    let out = String::from_utf8_lossy(&pending[..valid]).into_owned();
+    pending.drain(..valid);
+    out
+}
+
+/// Remove and return everything left in `pending` (invalid bytes as U+FFFD).
+pub fn take_all(pending: &mut Vec<u8>) -> String {
+    let out = String::from_utf8_lossy(pending).into_owned();
+    pending.clear();
+    out
 }
 
 /// Pieces of tokens 0..10.
