@@ -10,37 +10,19 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use bitnet_testdata::{fixtures_dir, shared_dir};
+
 /// What shared/README.md says the 3M model writes greedily from BOS.
 const README_TEXT: &str =
     "Once upon a time, there was a little girl named Lily. She loved to play outside and explore";
 
-fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("BITNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")));
-    if dir.join("data").is_dir() {
-        Some(dir)
-    } else if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "shared data not found at {} (set BITNET_SHARED)",
-            dir.display()
-        );
-    } else {
-        eprintln!("SKIPPED: shared data not found at {}", dir.display());
-        None
-    }
-}
-
 fn model_dir() -> Option<PathBuf> {
-    shared().map(|s| s.join("data/real-models/bitllama2c-tinystories-3m"))
+    shared_dir().map(|s| s.join("data/real-models/bitllama2c-tinystories-3m"))
 }
 
 /// transformers' 40 greedy ids after BOS.
 fn transformers_greedy() -> Vec<u32> {
-    let p = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/transformers/tinystories-3m.greedy.json"
-    );
+    let p = fixtures_dir().join("transformers/tinystories-3m.greedy.json");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
     assert_eq!(json["prompt"], serde_json::json!([1]));
@@ -483,7 +465,7 @@ fn chat_sigint_stops_the_reply_and_keeps_the_session() {
 /// message and the assistant opener), not the whole conversation again.
 #[test]
 fn chat_with_template_prefills_only_the_new_turn() {
-    let Some(sh) = shared() else { return };
+    let Some(sh) = shared_dir() else { return };
     let gguf = sh.join("data/bitnetcpp/tiny/model-i2_s.gguf");
     let out = bitnet(
         &["chat", s(&gguf), "--temp", "0", "-n", "6", "--stats"],
@@ -509,7 +491,7 @@ fn chat_with_template_prefills_only_the_new_turn() {
 /// same output as the local file.
 #[test]
 fn run_resolves_a_repo_id_from_the_hf_cache() {
-    let Some(sh) = shared() else { return };
+    let Some(sh) = shared_dir() else { return };
     let gguf = sh.join("data/bitnetcpp/tiny/model-i2_s.gguf");
     let home = std::env::temp_dir().join(format!("bitnet-cli-hf-{}", std::process::id()));
     let commit = "0123456789abcdef0123456789abcdef01234567";
@@ -625,7 +607,7 @@ fn jinja_chat_template_from_tokenizer_config() {
 /// architecture (`bitnet-25` in bitnet.cpp's GGUF) picks the built-in 2B4T chat format.
 #[test]
 fn lone_tokenizer_file_uses_the_models_chat_format() {
-    let Some(sh) = shared() else { return };
+    let Some(sh) = shared_dir() else { return };
     let tiny = sh.join("data/bitnetcpp/tiny");
     let tmp = std::env::temp_dir().join(format!("bitnet-cli-tokonly-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
