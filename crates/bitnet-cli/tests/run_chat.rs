@@ -6,11 +6,14 @@
 //! they spell, as stated in shared/README.md: "Once upon a time, there was a little girl named
 //! Lily. She loved to play outside and explore".
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use bitnet_testdata::{fixtures_dir, shared_dir};
+use common::{bitnet, ok};
 
 /// What shared/README.md says the 3M model writes greedily from BOS.
 const README_TEXT: &str =
@@ -35,51 +38,6 @@ fn ids(v: &serde_json::Value) -> Vec<u32> {
         .iter()
         .map(|x| x.as_u64().unwrap() as u32)
         .collect()
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `bitnet ARGS` with `stdin`, offline and with an empty HF cache.
-fn bitnet(args: &[&str], stdin: &str) -> Out {
-    let hf_home = std::env::temp_dir().join("bitnet-cli-test-hf-home");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bitnet"))
-        .args(args)
-        .env("HF_HOME", &hf_home)
-        .env("HF_HUB_OFFLINE", "1")
-        .env_remove("HF_HUB_CACHE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn bitnet");
-    // The command may exit before reading stdin: a broken pipe is fine.
-    let _ = child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes());
-    let out = child.wait_with_output().expect("wait");
-    let out = Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !out.stderr.contains("panicked"),
-        "bitnet {args:?} panicked:\n{}",
-        out.stderr
-    );
-    out
-}
-
-fn ok(args: &[&str]) -> Out {
-    let out = bitnet(args, "");
-    assert_eq!(out.code, 0, "bitnet {args:?} failed:\n{}", out.stderr);
-    out
 }
 
 fn json(args: &[&str]) -> serde_json::Value {

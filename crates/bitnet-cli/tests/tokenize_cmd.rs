@@ -1,32 +1,13 @@
 //! `bitnet tokenize` end to end through the built binary.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
 use bitnet_testdata::shared_dir;
 
 /// Run `bitnet tokenize ARGS` with `stdin`; returns (exit ok, stdout, stderr).
 fn tokenize(args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bitnet"))
-        .arg("tokenize")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn bitnet");
-    // The command may exit before reading stdin (e.g. a bad SOURCE): a broken pipe is fine.
-    let _ = child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes());
-    let out = child.wait_with_output().expect("wait");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = common::bitnet(&[&["tokenize"], args].concat(), stdin);
+    (out.code == 0, out.stdout, out.stderr)
 }
 
 #[test]
