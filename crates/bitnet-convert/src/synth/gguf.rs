@@ -132,14 +132,7 @@ pub fn write(
     let mut done = total - plans.iter().map(|p| p.size().unwrap_or(0)).sum::<u64>();
     write_gguf_streaming(w, &meta, &plans, |i, out| {
         match items[i] {
-            Item::Embed => {
-                const CHUNK: usize = 1024;
-                for start in (0..s.vocab).step_by(CHUNK) {
-                    let rows = CHUNK.min(s.vocab - start);
-                    out.write_all(&to_bytes(&m.embedding_rows(start, rows)))
-                        .map_err(io)?;
-                }
-            }
+            Item::Embed => m.write_embedding(out, to_bytes).map_err(io)?,
             Item::Norm(l, n) => out
                 .write_all(&f32_to_f32_bytes(&m.norm(l, n)))
                 .map_err(io)?,

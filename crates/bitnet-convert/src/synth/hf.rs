@@ -130,14 +130,7 @@ pub fn write(
     let mut last_scale = 0f32;
     write_safetensors_streaming(w, &plans, &meta, |i, out| {
         match items[i] {
-            Item::Embed => {
-                const CHUNK: usize = 1024;
-                for start in (0..s.vocab).step_by(CHUNK) {
-                    let rows = CHUNK.min(s.vocab - start);
-                    out.write_all(&f32_to_bf16_bytes(&m.embedding_rows(start, rows)))
-                        .map_err(io)?;
-                }
-            }
+            Item::Embed => m.write_embedding(out, f32_to_bf16_bytes).map_err(io)?,
             Item::Norm(l, n) => out
                 .write_all(&f32_to_bf16_bytes(&m.norm(l, n)))
                 .map_err(io)?,

@@ -88,6 +88,22 @@ impl SynthModel {
             .collect()
     }
 
+    /// Write the whole embedding table (`[vocab, hidden]` row-major) to `out`, 1024 rows at a
+    /// time, each chunk encoded by `encode` (f32 → file bytes), so it never sits in memory.
+    pub fn write_embedding(
+        &self,
+        out: &mut dyn std::io::Write,
+        encode: impl Fn(&[f32]) -> Vec<u8>,
+    ) -> std::io::Result<()> {
+        const CHUNK: usize = 1024;
+        let vocab = self.shape.vocab;
+        for start in (0..vocab).step_by(CHUNK) {
+            let rows = CHUNK.min(vocab - start);
+            out.write_all(&encode(&self.embedding_rows(start, rows)))?;
+        }
+        Ok(())
+    }
+
     /// Embedding rows `start .. start + count`, `[count, hidden]` row-major.
     pub fn embedding_rows(&self, start: usize, count: usize) -> Vec<f32> {
         let s = Stream::new(self.seed, HF_EMBED);
