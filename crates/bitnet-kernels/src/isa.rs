@@ -64,14 +64,20 @@ impl Isa {
     /// Every `*_with(isa, ..)` entry point goes through this, so asking for a path the CPU lacks
     /// runs a slower one instead of executing unsupported instructions.
     pub fn clamp_available(self) -> Isa {
-        let mut isa = self;
-        while !isa.is_available() {
-            isa = match isa {
-                Isa::Avx512 => Isa::Avx2,
-                _ => Isa::Scalar,
-            };
-        }
-        isa
+        // Availability is monotonic (AVX-512 here implies AVX2, which implies scalar), so the
+        // answer is `min(self, best)`; the best path is probed once, not on every kernel call.
+        static BEST: OnceLock<Isa> = OnceLock::new();
+        let best = *BEST.get_or_init(|| {
+            let mut isa = Isa::Avx512;
+            while !isa.is_available() {
+                isa = match isa {
+                    Isa::Avx512 => Isa::Avx2,
+                    _ => Isa::Scalar,
+                };
+            }
+            isa
+        });
+        self.min(best)
     }
 }
 
