@@ -217,6 +217,35 @@ fn run_tasks(job: &Job) {
     }
 }
 
+/// Guided self-scheduling of the items `0..total` over the pool: every thread repeatedly claims
+/// `max(1, remaining / (2·threads))` items, so the first claims are large (few atomics) and the
+/// last ones a single item, and the threads finish together; a thread that starts late simply
+/// finds less (or nothing) left. `f(start, end)` is called with disjoint ranges covering
+/// `0..total` exactly once. Allocates nothing.
+pub fn guided_for<F: Fn(usize, usize) + Sync>(total: usize, f: F) {
+    let threads = num_threads();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    parallel_for(threads, |_| loop {
+        let mut cur = next.load(std::sync::atomic::Ordering::Relaxed);
+        let (start, take) = loop {
+            if cur >= total {
+                return;
+            }
+            let take = ((total - cur) / (2 * threads)).max(1);
+            match next.compare_exchange_weak(
+                cur,
+                cur + take,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            ) {
+                Ok(_) => break (cur, take),
+                Err(v) => cur = v,
+            }
+        };
+        f(start, start + take);
+    });
+}
+
 /// Run `f(0), f(1), .., f(n_tasks − 1)` on the pool (the caller takes part); returns when all
 /// are done. Tasks are handed out dynamically, so a worker that is descheduled simply takes
 /// none. A nested call from inside a task runs serially.

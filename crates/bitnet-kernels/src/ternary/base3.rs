@@ -20,9 +20,8 @@
 use super::{finish, panel_base, store_rows, sum_i8, Chunk, Geom, CHUNK, PANEL};
 use crate::buffer::HugeBuf;
 use crate::isa::Isa;
-use crate::pool::{num_threads, parallel_for, SharedMut};
+use crate::pool::{guided_for, SharedMut};
 use crate::KernelError;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Columns per 64-byte base-3 chunk (5 trits per byte, 4 bytes per row).
 pub const KSTEP3: usize = 20;
@@ -141,29 +140,10 @@ impl Base3Matrix {
             self.run_panels(isa, g, 0, g.panels, xq, sx, x_scale, outp);
             return;
         }
-        // Guided self-scheduling over panel pairs, as TernaryMatrix does.
-        let threads = num_threads();
-        let pairs = g.panels / 2;
-        let next = AtomicUsize::new(0);
-        parallel_for(threads, |_| loop {
-            let mut cur = next.load(Ordering::Relaxed);
-            let (start, take) = loop {
-                if cur >= pairs {
-                    return;
-                }
-                let take = ((pairs - cur) / (2 * threads)).max(1);
-                match next.compare_exchange_weak(
-                    cur,
-                    cur + take,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => break (cur, take),
-                    Err(v) => cur = v,
-                }
-            };
-            // Claims are disjoint pair ranges: disjoint rows of `out`.
-            self.run_panels(isa, g, 2 * start, 2 * (start + take), xq, sx, x_scale, outp);
+        // Guided self-scheduling over panel pairs, as TernaryMatrix does; claims are disjoint
+        // pair ranges: disjoint rows of `out`.
+        guided_for(g.panels / 2, |start, end| {
+            self.run_panels(isa, g, 2 * start, 2 * end, xq, sx, x_scale, outp);
         });
     }
 

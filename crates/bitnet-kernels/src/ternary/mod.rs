@@ -25,9 +25,8 @@ mod x86_avx512;
 
 use crate::buffer::HugeBuf;
 use crate::isa::{active_isa, Isa};
-use crate::pool::{num_threads, parallel_for, SharedMut};
+use crate::pool::{guided_for, parallel_for, SharedMut};
 use crate::KernelError;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Rows per panel.
 pub const PANEL: usize = 16;
@@ -255,41 +254,10 @@ impl TernaryMatrix {
             self.run_panels(isa, g, 0, g.panels, xq, x_scales, sums, outp);
             return;
         }
-        // Guided self-scheduling over panel pairs: every thread repeatedly claims
-        // max(1, remaining / (2·threads)) pairs, so the first claims are large (few atomics)
-        // and the last ones a single pair (32 rows), and the threads finish together. A
-        // thread that starts late simply finds less (or nothing) left.
-        let threads = num_threads();
-        let pairs = g.panels / 2;
-        let next = AtomicUsize::new(0);
-        parallel_for(threads, |_| loop {
-            let mut cur = next.load(Ordering::Relaxed);
-            let (start, take) = loop {
-                if cur >= pairs {
-                    return;
-                }
-                let take = ((pairs - cur) / (2 * threads)).max(1);
-                match next.compare_exchange_weak(
-                    cur,
-                    cur + take,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => break (cur, take),
-                    Err(v) => cur = v,
-                }
-            };
-            // Each claim covers rows of its own panels (for every token): disjoint writes.
-            self.run_panels(
-                isa,
-                g,
-                2 * start,
-                2 * (start + take),
-                xq,
-                x_scales,
-                sums,
-                outp,
-            );
+        // Guided self-scheduling over panel pairs (the last claims are a single pair, 32 rows).
+        // Each claim covers rows of its own panels (for every token): disjoint writes.
+        guided_for(g.panels / 2, |start, end| {
+            self.run_panels(isa, g, 2 * start, 2 * end, xq, x_scales, sums, outp);
         });
     }
 
@@ -339,7 +307,6 @@ impl TernaryMatrix {
         }
         let total = starts[k];
         let work: usize = mats.iter().map(|m| m.rows * cols).sum::<usize>() * n;
-        let threads = num_threads();
         let mut sums = [0i32; TOK_BLOCK];
         for t0 in (0..n).step_by(TOK_BLOCK) {
             let nb = (n - t0).min(TOK_BLOCK);
@@ -368,27 +335,8 @@ impl TernaryMatrix {
                 run(0, total);
                 continue;
             }
-            let next = AtomicUsize::new(0);
-            parallel_for(threads, |_| loop {
-                let mut cur = next.load(Ordering::Relaxed);
-                let (start, take) = loop {
-                    if cur >= total {
-                        return;
-                    }
-                    let take = ((total - cur) / (2 * threads)).max(1);
-                    match next.compare_exchange_weak(
-                        cur,
-                        cur + take,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => break (cur, take),
-                        Err(v) => cur = v,
-                    }
-                };
-                // Claims are disjoint pair ranges: disjoint rows of each output.
-                run(start, start + take);
-            });
+            // Claims are disjoint pair ranges: disjoint rows of each output.
+            guided_for(total, run);
         }
     }
 
