@@ -15,9 +15,6 @@
 //! (transformers itself switches from 441 to 108 there, one step later).
 #![cfg(feature = "model")]
 
-use std::path::{Path, PathBuf};
-
-use bitnet_convert::synth::{synth, EmbedType, Format, Shape, SynthSpec};
 use bitnet_generate::{
     generate, FinishReason, GenerateConfig, LanguageModel, ModelRunner, Sampler, SamplerConfig,
     TokenDecoder,
@@ -36,27 +33,9 @@ fn ids(v: &serde_json::Value, what: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Where the case's checkpoint is: a shared file/folder, or one synthesized into `tmp`.
-fn model_path(case: &serde_json::Value, shared: &Path, tmp: &Path) -> PathBuf {
-    if let Some(p) = case["shared"].as_str() {
-        return shared.join(p);
-    }
-    let spec = &case["synth"];
-    let format: Format = spec["format"].as_str().unwrap().parse().unwrap();
-    let name = case["name"].as_str().unwrap();
-    let out = tmp.join(format!(
-        "{name}{}",
-        if format.is_gguf() { ".gguf" } else { "" }
-    ));
-    let s = SynthSpec {
-        shape: Shape::named(spec["shape"].as_str().unwrap()).unwrap(),
-        format,
-        seed: spec["seed"].as_u64().unwrap(),
-        embed: EmbedType::F16,
-    };
-    synth(&s, &out, &mut |_, _| {}).unwrap();
-    out
-}
+#[path = "../../../scripts/golden/case_model.rs"]
+mod case_model;
+use case_model::model_path;
 
 /// No text needed: the comparison is on ids.
 struct NoText;

@@ -9,9 +9,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use bitnet_convert::synth::{synth, EmbedType, Format, Shape, SynthSpec};
 use bitnet_model::npy::{read_npy, NpyData};
 use bitnet_model::{argmax, rel_l2, Logits, Model, State};
 
@@ -84,27 +83,9 @@ fn greedy_fixture(case: &str) -> Option<(Vec<u32>, Vec<u32>)> {
     Some((ids("prompt"), ids("new_ids")))
 }
 
-/// Where the case's checkpoint is: a shared file/folder, or one synthesized into `tmp`.
-fn model_path(case: &serde_json::Value, shared: &Path, tmp: &Path) -> PathBuf {
-    if let Some(p) = case["shared"].as_str() {
-        return shared.join(p);
-    }
-    let spec = &case["synth"];
-    let format: Format = spec["format"].as_str().unwrap().parse().unwrap();
-    let name = case["name"].as_str().unwrap();
-    let out = tmp.join(format!(
-        "{name}{}",
-        if format.is_gguf() { ".gguf" } else { "" }
-    ));
-    let s = SynthSpec {
-        shape: Shape::named(spec["shape"].as_str().unwrap()).unwrap(),
-        format,
-        seed: spec["seed"].as_u64().unwrap(),
-        embed: EmbedType::F16,
-    };
-    synth(&s, &out, &mut |_, _| {}).unwrap();
-    out
-}
+#[path = "../../../scripts/golden/case_model.rs"]
+mod case_model;
+use case_model::model_path;
 
 /// Relative distance (of `x·s` to a rounding boundary) below which a last-bit float difference
 /// can flip an int8 activation rounding: about 2 f32 ulps. (Measured: the divergences seen
