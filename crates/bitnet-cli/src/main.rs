@@ -13,8 +13,10 @@ mod cmd;
     version,
     about = "Run, inspect and convert ternary (BitNet b1.58) language models",
     long_about = "Run, inspect and convert ternary (BitNet b1.58) language models.\n\n\
-        MODEL arguments accept a GGUF file (I2_S, TQ1_0, TQ2_0) or a Hugging Face model \
-        directory (config.json + model.safetensors)."
+        MODEL arguments accept a GGUF file (I2_S, TQ1_0, TQ2_0), a Hugging Face model \
+        directory (config.json + model.safetensors), or a Hugging Face \
+        repo id such as microsoft/bitnet-b1.58-2B-4T-gguf, downloaded once into the HF cache \
+        (HF_HOME, HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE are honoured)."
 )]
 struct Cli {
     #[command(subcommand)]

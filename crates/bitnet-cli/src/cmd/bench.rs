@@ -295,8 +295,8 @@ fn load(spec: &str) -> anyhow::Result<(Model, String)> {
         let _ = std::fs::remove_file(&path);
         return Ok((res?, format!("synth {shape} I2_S")));
     }
-    let path = Path::new(spec);
-    let model = Model::load(path).with_context(|| format!("loading {}", path.display()))?;
+    let path = super::common::resolve_model(spec)?;
+    let model = Model::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

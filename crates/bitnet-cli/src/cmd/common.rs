@@ -208,6 +208,14 @@ fn read_with_progress(files: &[PathBuf], total: u64) {
     pb.finish_and_clear();
 }
 
+/// A MODEL argument as a local path: an existing file or folder as is, otherwise a Hugging Face
+/// repo id fetched into (or found in) the HF cache, honouring HF_HOME, HF_ENDPOINT, HF_TOKEN and
+/// HF_HUB_OFFLINE.
+pub fn resolve_model(spec: &str) -> anyhow::Result<std::path::PathBuf> {
+    let opts = bitnet_hub::HubOptions::from_env();
+    bitnet_hub::resolve_model(spec, &opts).with_context(|| format!("cannot open model '{spec}'"))
+}
+
 /// Resolves `args.model` (local path or hub repo id), loads the model and its tokenizer,
 /// sets the thread count and picks the context size.
 pub fn load(args: &ModelArgs) -> anyhow::Result<Loaded> {
@@ -215,9 +223,7 @@ pub fn load(args: &ModelArgs) -> anyhow::Result<Loaded> {
         bitnet_kernels::set_num_threads(n);
     }
     let t0 = Instant::now();
-    let opts = bitnet_hub::HubOptions::from_env();
-    let path = bitnet_hub::resolve_model(&args.model, &opts)
-        .with_context(|| format!("cannot open model '{}'", args.model))?;
+    let path = resolve_model(&args.model)?;
     let files = weight_files(&path);
     let bytes: u64 = files
         .iter()

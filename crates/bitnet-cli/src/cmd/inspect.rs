@@ -24,7 +24,8 @@ struct Row {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    print!("{}", report(&args.model)?);
+    let path = super::common::resolve_model(&args.model.to_string_lossy())?;
+    print!("{}", report(&path)?);
     Ok(())
 }
 

@@ -40,8 +40,8 @@ pub fn parse_ids(s: &str) -> anyhow::Result<Vec<u32>> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let ids = parse_ids(&args.ids)?;
-    let model =
-        Model::load(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
+    let path = super::common::resolve_model(&args.model.to_string_lossy())?;
+    let model = Model::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let n = ids.len();
     let mut state = State::new(&model.config, n, n)?;
     let logits = model.forward(&mut state, &ids, 0, Logits::All)?;
