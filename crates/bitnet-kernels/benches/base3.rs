@@ -15,59 +15,8 @@
 
 use bitnet_kernels::experimental::Base3Matrix;
 use bitnet_kernels::{set_num_threads, Isa, TernaryMatrix};
-use std::time::{Duration, Instant};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
-fn env_f64(k: &str, d: f64) -> f64 {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
-
-/// This thread's time on CPU in ns (Linux `/proc/thread-self/schedstat`), if readable.
-fn cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// Median wall seconds per call of `f` over about `BENCH_SECS`, or with `BENCH_CLOCK=cpu` the
-/// calling thread's mean CPU seconds per call (as benches/kernels.rs).
-fn time<F: FnMut()>(mut f: F) -> f64 {
-    f();
-    let cpu_clock = std::env::var("BENCH_CLOCK").is_ok_and(|v| v == "cpu");
-    let budget = Duration::from_secs_f64(env_f64("BENCH_SECS", 0.5));
-    let start = Instant::now();
-    let c0 = cpu_ns();
-    let mut samples = Vec::new();
-    while start.elapsed() < budget || samples.len() < 3 {
-        let t = Instant::now();
-        f();
-        samples.push(t.elapsed().as_secs_f64());
-    }
-    if let (true, Some(c0), Some(c1)) = (cpu_clock, c0, cpu_ns()) {
-        return (c1 - c0) as f64 * 1e-9 / samples.len() as f64;
-    }
-    samples.sort_by(|a, b| a.total_cmp(b));
-    samples[samples.len() / 2]
-}
-
-fn trits(rng: &mut Rng, n: usize) -> Vec<i8> {
-    (0..n).map(|_| (rng.next() % 3) as i8 - 1).collect()
-}
+mod common;
+use common::{env_f64, time, trits, Rng};
 
 /// A matrix both layouts can run.
 trait Gemv {
