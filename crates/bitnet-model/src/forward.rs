@@ -3,7 +3,7 @@
 
 use bitnet_kernels::{active_isa, quantize_activations, TernaryMatrix};
 
-use crate::ops::{attend_with, gated_act, rmsnorm, rmsnorm_inplace, rope, softmax, KvElem};
+use crate::ops::{gated_act, rmsnorm, rmsnorm_inplace, rope, softmax, KvElem};
 use crate::state::{shape_of, HeadScratch, KvCache, LinearScratch};
 use crate::weights::{Linear, Proj};
 use crate::{Model, ModelError, Result, State};
@@ -145,18 +145,57 @@ fn rounding_margin(x: &[f32], s: f32) -> f32 {
         .fold(f32::INFINITY, f32::min)
 }
 
-/// Attention of `n` tokens at positions `p0..p0+n` for every query head, in parallel on the
-/// kernels' pool; head h writes its outputs `[n × head_dim]` into `heads[h].out`. A single
-/// token runs one task per head; a batch runs heads of one GQA group together (see
-/// [`attend_heads`]), so each K/V row is read once per task rather than once per head.
-fn attention_heads<T: KvElem>(
+/// Maps a sequence's position to its row in one layer's KV cache.
+pub(crate) trait RowMap: Sync {
+    fn row(&self, pos: usize) -> usize;
+}
+
+/// One sequence in one contiguous cache: position p is row p.
+pub(crate) struct Contiguous;
+
+impl RowMap for Contiguous {
+    #[inline(always)]
+    fn row(&self, pos: usize) -> usize {
+        pos
+    }
+}
+
+/// A paged cache: position p lives in block `table[p / block_size]` at slot `p % block_size`
+/// (block sizes are powers of two).
+pub(crate) struct Paged<'a> {
+    pub(crate) table: &'a [u32],
+    pub(crate) shift: u32,
+}
+
+impl RowMap for Paged<'_> {
+    #[inline(always)]
+    fn row(&self, pos: usize) -> usize {
+        let mask = (1usize << self.shift) - 1;
+        ((self.table[pos >> self.shift] as usize) << self.shift) | (pos & mask)
+    }
+}
+
+/// One sequence's slice of a batched pass: rows `row0..row0 + len` of the flat batch are its
+/// tokens at positions `pos..pos + len`, its keys/values live where `map` says.
+pub(crate) struct SegView<'a, R: RowMap> {
+    pub(crate) row0: usize,
+    pub(crate) len: usize,
+    pub(crate) pos: usize,
+    pub(crate) map: &'a R,
+}
+
+/// Attention of every segment's tokens for every query head, in parallel on the kernels'
+/// pool; head h writes its outputs `[rows × head_dim]` (flat batch rows) into
+/// `heads[h].out`. One task per head group runs all segments, so tasks stay balanced whatever
+/// the sequences' lengths; a batch of more than one row runs heads of one GQA group together
+/// (see [`attend_heads`]), so each K/V row is read once per task rather than once per head.
+fn attention_heads<T: KvElem, R: RowMap>(
     c: &crate::Config,
     q: &[f32],
     kc: &[T],
     vc: &[T],
     heads: &[std::sync::Mutex<HeadScratch>],
-    n: usize,
-    p0: usize,
+    segs: &[SegView<'_, R>],
 ) {
     let (q_dim, kv_dim, hd) = (c.q_dim(), c.kv_dim(), c.head_dim);
     let group = c.n_heads / c.n_kv_heads;
@@ -164,7 +203,8 @@ fn attention_heads<T: KvElem>(
     let att_scale = (1.0 / (hd as f64).sqrt()) as f32;
     // The kernels' path, resolved once here instead of in every dot/axpy call.
     let isa = active_isa().clamp_available();
-    let sub = if n == 1 {
+    let rows: usize = segs.iter().map(|s| s.len).sum();
+    let sub = if rows == 1 {
         1
     } else {
         heads_per_task(group, c.n_heads, bitnet_kernels::num_threads())
@@ -187,22 +227,29 @@ fn attention_heads<T: KvElem>(
                 *o = out;
             }
         }
-        attend_heads(
-            isa,
-            q,
-            q_dim,
-            h0,
-            kc,
-            vc,
-            kv_dim,
-            (h0 / group) * hd,
-            hd,
-            n,
-            p0,
-            att_scale,
-            &mut scores[..sub],
-            &mut outs[..sub],
-        );
+        for seg in segs {
+            let mut seg_outs: [&mut [f32]; MAX_GROUP_TASK] = Default::default();
+            for (so, o) in seg_outs.iter_mut().zip(outs.iter_mut()).take(sub) {
+                *so = &mut o[seg.row0 * hd..(seg.row0 + seg.len) * hd];
+            }
+            attend_heads(
+                isa,
+                &q[seg.row0 * q_dim..(seg.row0 + seg.len) * q_dim],
+                q_dim,
+                h0,
+                kc,
+                vc,
+                kv_dim,
+                (h0 / group) * hd,
+                hd,
+                seg.len,
+                seg.pos,
+                seg.map,
+                att_scale,
+                &mut scores[..sub],
+                &mut seg_outs[..sub],
+            );
+        }
     });
 }
 
@@ -221,10 +268,11 @@ fn heads_per_task(group: usize, n_heads: usize, threads: usize) -> usize {
 
 /// Causal attention of query heads `h0..h0 + outs.len()` (all of one KV head, at `kv_offset`)
 /// for `n` tokens at positions `p0..p0+n`: for each token, each K row is read once for all
-/// these heads, then each V row. Per head the arithmetic is exactly [`attend_with`]'s, in the
-/// same order. `q`: `[n × q_stride]`; `scores[j]`: `[≥ p0 + n]`; `outs[j]`: `[≥ n × hd]`.
+/// these heads, then each V row. Per head the arithmetic is exactly [`crate::ops::attend_with`]'s, in the
+/// same order, whatever rows `map` gives the positions. `q`: `[n × q_stride]`; `scores[j]`:
+/// `[≥ p0 + n]`; `outs[j]`: `[≥ n × hd]`.
 #[allow(clippy::too_many_arguments)]
-fn attend_heads<T: KvElem>(
+fn attend_heads<T: KvElem, R: RowMap>(
     isa: bitnet_kernels::Isa,
     q: &[f32],
     q_stride: usize,
@@ -236,33 +284,17 @@ fn attend_heads<T: KvElem>(
     hd: usize,
     n: usize,
     p0: usize,
+    map: &R,
     scale: f32,
     scores: &mut [&mut [f32]],
     outs: &mut [&mut [f32]],
 ) {
-    if scores.len() == 1 {
-        for t in 0..n {
-            let qo = t * q_stride + h0 * hd;
-            attend_with(
-                isa,
-                &q[qo..qo + hd],
-                kc,
-                vc,
-                kv_stride,
-                kv_offset,
-                p0 + t + 1,
-                scale,
-                scores[0],
-                &mut outs[0][t * hd..(t + 1) * hd],
-            );
-        }
-        return;
-    }
     for t in 0..n {
         let n_ctx = p0 + t + 1;
         let qt = &q[t * q_stride..(t + 1) * q_stride];
         for p in 0..n_ctx {
-            let k = &kc[p * kv_stride + kv_offset..p * kv_stride + kv_offset + hd];
+            let at = map.row(p) * kv_stride + kv_offset;
+            let k = &kc[at..at + hd];
             for (j, sc) in scores.iter_mut().enumerate() {
                 let h = h0 + j;
                 sc[p] = T::dot(isa, &qt[h * hd..(h + 1) * hd], k) * scale;
@@ -275,7 +307,8 @@ fn attend_heads<T: KvElem>(
             o[t * hd..(t + 1) * hd].fill(0.0);
         }
         for p in 0..n_ctx {
-            let v = &vc[p * kv_stride + kv_offset..p * kv_stride + kv_offset + hd];
+            let at = map.row(p) * kv_stride + kv_offset;
+            let v = &vc[at..at + hd];
             for (sc, o) in scores.iter().zip(outs.iter_mut()) {
                 T::axpy(isa, &mut o[t * hd..(t + 1) * hd], sc[p], v);
             }
@@ -341,15 +374,20 @@ impl Model {
         let chunks = tokens.chunks(state.max_batch);
         let n_chunks = chunks.len();
         for (i, chunk) in chunks.enumerate() {
-            self.forward_chunk(state, chunk, pos);
+            let seg = SegView {
+                row0: 0,
+                len: chunk.len(),
+                pos,
+                map: &Contiguous,
+            };
+            self.forward_chunk(state, &[seg], &[chunk]);
             pos += chunk.len();
             state.filled = pos;
             if i + 1 == n_chunks {
-                let rows = match which {
-                    Logits::All => 0..chunk.len(),
-                    Logits::Last => chunk.len() - 1..chunk.len(),
-                };
-                self.head(state, rows);
+                match which {
+                    Logits::All => self.head(state, 0..chunk.len()),
+                    Logits::Last => self.head(state, chunk.len() - 1..chunk.len()),
+                }
             }
         }
         let v = c.vocab_size;
@@ -359,16 +397,24 @@ impl Model {
         })
     }
 
-    /// All transformer blocks for `n ≤ max_batch` tokens at positions `p0..p0+n`; leaves the
-    /// residual stream in `state.x`.
-    fn forward_chunk(&self, s: &mut State, tokens: &[u32], p0: usize) {
+    /// All transformer blocks for the segments' tokens (`tokens[i]` are the tokens of
+    /// `segs[i]`, whose rows follow each other from row 0, at most `max_batch` in all); leaves
+    /// the residual stream in `state.x`. Every row is computed on its own except attention,
+    /// which reads the keys and values of its own segment, so a token's numbers do not depend
+    /// on what else is in the batch.
+    pub(crate) fn forward_chunk<R: RowMap>(
+        &self,
+        s: &mut State,
+        segs: &[SegView<'_, R>],
+        tokens: &[&[u32]],
+    ) {
         let c = &self.config;
         let w = &self.weights;
-        let n = tokens.len();
+        let n: usize = segs.iter().map(|g| g.len).sum();
         let (dim, q_dim, kv_dim, hd, ffn) = (c.dim, c.q_dim(), c.kv_dim(), c.head_dim, c.ffn_dim);
         let half = hd / 2;
         let lin_eps = c.linear_norm_eps.unwrap_or(c.norm_eps);
-        let layer_cache = s.context * kv_dim;
+        let layer_cache = s.kv_rows * kv_dim;
 
         s.last_n = n;
         if let Some(m) = &mut s.lin.margin {
@@ -376,9 +422,12 @@ impl Model {
         }
 
         // Embedding: x[t] = token_embd[tokens[t]].
-        for (t, &tok) in tokens.iter().enumerate() {
-            w.token_embd
-                .row_into(tok as usize, &mut s.x[t * dim..(t + 1) * dim]);
+        for (seg, toks) in segs.iter().zip(tokens) {
+            for (t, &tok) in toks.iter().enumerate() {
+                let r = seg.row0 + t;
+                w.token_embd
+                    .row_into(tok as usize, &mut s.x[r * dim..(r + 1) * dim]);
+            }
         }
 
         for (l, layer) in w.layers.iter().enumerate() {
@@ -401,41 +450,43 @@ impl Model {
                 &mut s.lin,
                 [&mut s.q, &mut s.k, &mut s.v],
             );
-            // RoPE on q and k, then append k and v to the cache.
+            // RoPE on q and k at each row's position, then store k and v in its KV row.
             let base = l * layer_cache;
-            for t in 0..n {
-                let p = p0 + t;
-                let (cos, sin) = (
-                    &s.rope_cos[p * half..(p + 1) * half],
-                    &s.rope_sin[p * half..(p + 1) * half],
-                );
-                rope(
-                    &mut s.q[t * q_dim..(t + 1) * q_dim],
-                    hd,
-                    cos,
-                    sin,
-                    c.rope_style,
-                );
-                rope(
-                    &mut s.k[t * kv_dim..(t + 1) * kv_dim],
-                    hd,
-                    cos,
-                    sin,
-                    c.rope_style,
-                );
-                let at = base + p * kv_dim;
-                let rows = t * kv_dim..(t + 1) * kv_dim;
-                s.kv.write(at, &s.k[rows.clone()], &s.v[rows]);
+            for seg in segs {
+                for i in 0..seg.len {
+                    let (t, p) = (seg.row0 + i, seg.pos + i);
+                    let (cos, sin) = (
+                        &s.rope_cos[p * half..(p + 1) * half],
+                        &s.rope_sin[p * half..(p + 1) * half],
+                    );
+                    rope(
+                        &mut s.q[t * q_dim..(t + 1) * q_dim],
+                        hd,
+                        cos,
+                        sin,
+                        c.rope_style,
+                    );
+                    rope(
+                        &mut s.k[t * kv_dim..(t + 1) * kv_dim],
+                        hd,
+                        cos,
+                        sin,
+                        c.rope_style,
+                    );
+                    let at = base + seg.map.row(p) * kv_dim;
+                    let rows = t * kv_dim..(t + 1) * kv_dim;
+                    s.kv.write(at, &s.k[rows.clone()], &s.v[rows]);
+                }
             }
-            // Grouped-query causal attention, one task per query head (token t sees positions
-            // 0..=p0+t); each head writes its own scratch, gathered into `att` afterwards.
+            // Grouped-query causal attention (token t of a segment sees its positions
+            // 0..=pos+t); each head writes its own scratch, gathered into `att` afterwards.
             let range = base..base + layer_cache;
             match &s.kv {
                 KvCache::F32 { k, v } => {
-                    attention_heads(c, &s.q, &k[range.clone()], &v[range], &s.heads, n, p0)
+                    attention_heads(c, &s.q, &k[range.clone()], &v[range], &s.heads, segs)
                 }
                 KvCache::F16 { k, v } => {
-                    attention_heads(c, &s.q, &k[range.clone()], &v[range], &s.heads, n, p0)
+                    attention_heads(c, &s.q, &k[range.clone()], &v[range], &s.heads, segs)
                 }
             }
             for (h, head) in s.heads.iter_mut().enumerate() {
@@ -489,25 +540,26 @@ impl Model {
         }
     }
 
-    /// Final norm and head for residual rows `rows` of the last chunk, into `state.logits`
-    /// (row `rows.start` lands at logits row 0).
-    fn head(&self, s: &mut State, rows: std::ops::Range<usize>) {
+    /// Final norm and head for residual rows `rows` of the last pass, into `state.logits`
+    /// (the i-th row given lands at logits row i).
+    pub(crate) fn head(&self, s: &mut State, rows: impl IntoIterator<Item = usize>) {
         let c = &self.config;
         let dim = c.dim;
-        let k = rows.len();
-        for (i, t) in rows.enumerate() {
+        let mut k = 0;
+        for (i, t) in rows.into_iter().enumerate() {
             rmsnorm(
                 &s.x[t * dim..(t + 1) * dim],
                 &self.weights.output_norm,
                 c.norm_eps,
                 &mut s.xb[i * dim..(i + 1) * dim],
             );
+            k = i + 1;
         }
         let head = self.weights.head();
         let v = c.vocab_size;
         if k == 1 {
             head.matvec(&s.xb[..dim], &mut s.logits[..v]);
-        } else {
+        } else if k > 1 {
             head.matmul(&s.xb[..k * dim], k, &mut s.logits[..k * v]);
         }
     }
@@ -552,7 +604,20 @@ mod tests {
             let mut scs: Vec<&mut [f32]> = sc.iter_mut().map(|v| &mut v[..]).collect();
             let mut outs: Vec<&mut [f32]> = out.iter_mut().map(|v| &mut v[..]).collect();
             super::attend_heads(
-                isa, &q, q_stride, 4, &kc, &vc, kv_stride, hd, hd, n, p0, scale, &mut scs,
+                isa,
+                &q,
+                q_stride,
+                4,
+                &kc,
+                &vc,
+                kv_stride,
+                hd,
+                hd,
+                n,
+                p0,
+                &super::Contiguous,
+                scale,
+                &mut scs,
                 &mut outs,
             );
         }
@@ -571,6 +636,7 @@ mod tests {
                 hd,
                 n,
                 p0,
+                &super::Contiguous,
                 scale,
                 &mut [&mut s1[..]],
                 &mut [&mut o1[..]],

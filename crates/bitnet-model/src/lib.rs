@@ -27,6 +27,7 @@
 //! `forward` (the pass itself), `hf` (safetensors files), `npy` (.npy reading/writing).
 
 pub mod arch;
+mod batch;
 mod config;
 mod error;
 mod forward;
@@ -37,6 +38,7 @@ pub mod ops;
 mod state;
 mod weights;
 
+pub use batch::Segment;
 pub use config::{Activation, Arch, Config, RopeStyle};
 pub use error::{ModelError, Result};
 pub use forward::Logits;

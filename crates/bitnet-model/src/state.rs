@@ -18,6 +18,11 @@ pub struct State {
     pub(crate) last_n: usize,
     /// Shape fingerprint of the config this state was made for.
     pub(crate) shape: [usize; 8],
+    /// Rows of one layer's KV cache: `context` for one sequence, `n_blocks × block_size` for
+    /// a paged cache.
+    pub(crate) kv_rows: usize,
+    /// Paged caches: `(n_blocks, log2 block_size)`.
+    pub(crate) paging: Option<(usize, u32)>,
 
     /// `[max_batch × dim]` residual stream.
     pub(crate) x: Vec<f32>,
@@ -62,7 +67,8 @@ pub enum KvType {
     F16,
 }
 
-/// Keys (after RoPE) and values, each `[n_layers × context × kv_dim]`.
+/// Keys (after RoPE) and values, each `[n_layers × kv_rows × kv_dim]` (`kv_rows` = context,
+/// or blocks × block size for a paged cache).
 pub(crate) enum KvCache {
     F32 {
         k: Vec<f32>,
@@ -180,22 +186,64 @@ impl State {
             )));
         }
         let max_batch = max_batch.min(context);
+        Self::build(config, context, context, None, max_batch, logit_rows, kv)
+    }
+
+    /// A state over a paged KV cache for many sequences at once (see
+    /// [`Model::forward_paged`](crate::Model::forward_paged)): `n_blocks` blocks of
+    /// `block_size` positions (a power of two) shared by all sequences, passes of up to
+    /// `max_batch` tokens in all, `logit_rows` rows of logits per pass, and sequences of up
+    /// to `max_context` positions.
+    pub fn paged(
+        config: &Config,
+        n_blocks: usize,
+        block_size: usize,
+        max_batch: usize,
+        logit_rows: usize,
+        max_context: usize,
+        kv: KvType,
+    ) -> Result<State> {
+        if n_blocks == 0 || !block_size.is_power_of_two() || max_batch == 0 || logit_rows == 0
+        {
+            return Err(ModelError::Invalid(format!(
+                "a paged state needs blocks, a power-of-two block size, a batch size and logit \
+                 rows (got {n_blocks} blocks of {block_size}, batch {max_batch}, logit rows \
+                 {logit_rows})"
+            )));
+        }
+        let rows = n_blocks.checked_mul(block_size).ok_or_else(|| {
+            ModelError::Invalid(format!("{n_blocks} KV blocks of {block_size} positions overflow"))
+        })?;
+        let max_context = max_context.clamp(1, rows);
+        let paging = Some((n_blocks, block_size.trailing_zeros()));
+        Self::build(config, max_context, rows, paging, max_batch, logit_rows, kv)
+    }
+
+    fn build(
+        config: &Config,
+        context: usize,
+        kv_rows: usize,
+        paging: Option<(usize, u32)>,
+        max_batch: usize,
+        logit_rows: usize,
+        kv: KvType,
+    ) -> Result<State> {
         let logit_rows = logit_rows.min(max_batch);
         let c = config;
         let too_big = || {
             ModelError::Invalid(format!(
-                "a KV cache of {context} positions for this model is too large to allocate"
+                "a KV cache of {kv_rows} positions for this model is too large to allocate"
             ))
         };
         c.n_layers
-            .checked_mul(context)
+            .checked_mul(kv_rows)
             .and_then(|v| v.checked_mul(c.kv_dim()))
             .and_then(|v| v.checked_mul(8))
             .filter(|&v| v <= isize::MAX as usize)
             .ok_or_else(too_big)?;
         let max_in = c.dim.max(c.ffn_dim).max(c.q_dim());
         let half = c.head_dim / 2;
-        let cache = c.n_layers * context * c.kv_dim();
+        let cache = c.n_layers * kv_rows * c.kv_dim();
         let mut rope_cos = vec![0f32; context * half];
         let mut rope_sin = vec![0f32; context * half];
         crate::ops::rope_table(
@@ -211,6 +259,8 @@ impl State {
             logit_rows,
             filled: 0,
             shape: shape_of(c),
+            kv_rows,
+            paging,
             x: vec![0.0; max_batch * c.dim],
             xb: vec![0.0; max_batch * c.dim],
             lin: LinearScratch {
@@ -240,6 +290,41 @@ impl State {
             rope_sin,
             logits: vec![0.0; logit_rows * c.vocab_size],
         })
+    }
+
+    /// Paged states: the number of KV blocks and their size in positions.
+    pub fn paging(&self) -> Option<(usize, usize)> {
+        self.paging.map(|(n, shift)| (n, 1 << shift))
+    }
+
+    /// Paged states: copy KV block `src` onto block `dst` in every layer (copy-on-write of a
+    /// shared, partly filled block).
+    pub fn copy_block(&mut self, src: usize, dst: usize) -> Result<()> {
+        let Some((n, shift)) = self.paging else {
+            return Err(ModelError::Invalid("copy_block on a state without paging".into()));
+        };
+        if src >= n || dst >= n {
+            return Err(ModelError::Invalid(format!(
+                "copy_block {src} -> {dst}: the cache has {n} blocks"
+            )));
+        }
+        let kv_dim = self.shape[5] * self.shape[6];
+        let block = (1usize << shift) * kv_dim;
+        let layer = self.kv_rows * kv_dim;
+        for l in 0..self.shape[3] {
+            let (s0, d0) = (l * layer + src * block, l * layer + dst * block);
+            match &mut self.kv {
+                KvCache::F32 { k, v } => {
+                    k.copy_within(s0..s0 + block, d0);
+                    v.copy_within(s0..s0 + block, d0);
+                }
+                KvCache::F16 { k, v } => {
+                    k.copy_within(s0..s0 + block, d0);
+                    v.copy_within(s0..s0 + block, d0);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// KV cache capacity in positions.

@@ -49,6 +49,7 @@ mod stop;
 mod timings;
 mod traits;
 
+pub use stop::{Scan, StopMatcher};
 pub use run::{generate, FinishReason, GenerateConfig, Generation, StopReason};
 pub use session::Session;
 pub use timings::Timings;

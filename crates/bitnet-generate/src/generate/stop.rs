@@ -3,7 +3,7 @@
 
 /// Result of feeding text to a [`StopMatcher`].
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Scan {
+pub struct Scan {
     /// Text that is now safe to emit (cannot be part of a stop string).
     pub emit: String,
     /// Index (into the stop list) of the stop string found, if any. When set, `emit` is the
@@ -17,14 +17,14 @@ pub(crate) struct Scan {
 /// prefix of some stop string, so emitted text can never contain the start of a stop string
 /// that completes later.
 #[derive(Debug, Clone)]
-pub(crate) struct StopMatcher {
+pub struct StopMatcher {
     stops: Vec<String>,
     held: String,
 }
 
 impl StopMatcher {
     /// A matcher for `stops` (each non-empty; the caller validates).
-    pub(crate) fn new(stops: &[String]) -> Self {
+    pub fn new(stops: &[String]) -> Self {
         Self {
             stops: stops.to_vec(),
             held: String::new(),
@@ -32,7 +32,7 @@ impl StopMatcher {
     }
 
     /// Feeds a chunk of decoded text.
-    pub(crate) fn push(&mut self, text: &str) -> Scan {
+    pub fn push(&mut self, text: &str) -> Scan {
         self.held.push_str(text);
         if self.stops.is_empty() {
             return Scan {
@@ -74,7 +74,7 @@ impl StopMatcher {
     }
 
     /// End of stream without a stop: returns the held-back text.
-    pub(crate) fn flush(&mut self) -> String {
+    pub fn flush(&mut self) -> String {
         std::mem::take(&mut self.held)
     }
 }
