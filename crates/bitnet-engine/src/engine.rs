@@ -259,7 +259,10 @@ impl<B: Backend> Engine<B> {
         while seq.blocks.len() < full {
             let i = seq.blocks.len();
             let parent = seq.hashes.last().copied();
-            match self.blocks.lookup(parent, &seq.tokens[i * bs..(i + 1) * bs]) {
+            match self
+                .blocks
+                .lookup(parent, &seq.tokens[i * bs..(i + 1) * bs])
+            {
                 Some((b, h)) => {
                     seq.blocks.push(b);
                     seq.hashes.push(h);
@@ -424,8 +427,10 @@ impl<B: Backend> Engine<B> {
             {
                 let s = self.seqs.get_mut(&p.seq).expect("planned sequence");
                 if s.computed < s.params.prompt_len {
-                    self.stats.prompt_tokens_computed +=
-                        (s.computed + p.tokens).min(s.params.prompt_len).saturating_sub(s.computed) as u64;
+                    self.stats.prompt_tokens_computed += (s.computed + p.tokens)
+                        .min(s.params.prompt_len)
+                        .saturating_sub(s.computed)
+                        as u64;
                 }
                 s.computed += p.tokens;
                 // Register newly filled blocks in the prefix cache.
@@ -433,9 +438,11 @@ impl<B: Backend> Engine<B> {
                     while s.hashes.len() < s.computed / bs {
                         let i = s.hashes.len();
                         let parent = s.hashes.last().copied();
-                        let h = self
-                            .blocks
-                            .register(s.blocks[i], parent, &s.tokens[i * bs..(i + 1) * bs]);
+                        let h = self.blocks.register(
+                            s.blocks[i],
+                            parent,
+                            &s.tokens[i * bs..(i + 1) * bs],
+                        );
                         s.hashes.push(h);
                     }
                 }
@@ -465,7 +472,20 @@ impl<B: Backend> Engine<B> {
         let (n, template) = {
             let s = self.seqs.get_mut(&id).expect("forked sequence");
             let n = std::mem::take(&mut s.forks);
-            (n, (s.request, s.index, s.tokens.clone(), s.computed, s.blocks.clone(), s.hashes.clone(), s.sampler.config().clone(), s.params.clone(), s.cached_tokens))
+            (
+                n,
+                (
+                    s.request,
+                    s.index,
+                    s.tokens.clone(),
+                    s.computed,
+                    s.blocks.clone(),
+                    s.hashes.clone(),
+                    s.sampler.config().clone(),
+                    s.params.clone(),
+                    s.cached_tokens,
+                ),
+            )
         };
         let (request, index, tokens, computed, blocks, hashes, cfg, params, cached) = template;
         let mut out = Vec::new();
@@ -587,7 +607,12 @@ impl<B: Backend> Engine<B> {
     }
 }
 
-fn event(s: &Seq, token: Option<u32>, logprob: Option<Logprob>, finish: Option<FinishReason>) -> TokenEvent {
+fn event(
+    s: &Seq,
+    token: Option<u32>,
+    logprob: Option<Logprob>,
+    finish: Option<FinishReason>,
+) -> TokenEvent {
     TokenEvent {
         request: s.request,
         index: s.index,
@@ -621,20 +646,6 @@ fn logprob_of(row: &[f32], k: usize) -> (f32, Vec<(u32, f32)>) {
     (lse, top)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn logprobs_hand_computed() {
-        // logits [0, ln 3]: p = [1/4, 3/4].
-        let (lse, top) = super::logprob_of(&[0.0, 3f32.ln(), 0.0], 2);
-        assert!((lse - 5f32.ln()).abs() < 1e-6);
-        assert_eq!(top[0].0, 1);
-        assert!((top[0].1 - (0.6f32).ln()).abs() < 1e-6);
-        // Tie between ids 0 and 2: the lower id first.
-        assert_eq!(top[1].0, 0);
-    }
-}
-
 /// The checks of [`Engine::validate`].
 pub(crate) fn check(geo: &Geometry, max_running: usize, req: &Request) -> Result<(), EngineError> {
     if req.prompt.is_empty() {
@@ -653,10 +664,27 @@ pub(crate) fn check(geo: &Geometry, max_running: usize, req: &Request) -> Result
         });
     }
     if req.n == 0 || req.n > max_running {
-        return Err(EngineError::BadN { n: req.n, max: max_running });
+        return Err(EngineError::BadN {
+            n: req.n,
+            max: max_running,
+        });
     }
     req.sampling
         .validate(geo.vocab_size)
         .map_err(|e| EngineError::Sampling(e.to_string()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logprobs_hand_computed() {
+        // logits [0, ln 3]: p = [1/4, 3/4].
+        let (lse, top) = super::logprob_of(&[0.0, 3f32.ln(), 0.0], 2);
+        assert!((lse - 5f32.ln()).abs() < 1e-6);
+        assert_eq!(top[0].0, 1);
+        assert!((top[0].1 - (0.6f32).ln()).abs() < 1e-6);
+        // Tie between ids 0 and 2: the lower id first.
+        assert_eq!(top[1].0, 0);
+    }
 }

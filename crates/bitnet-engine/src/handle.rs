@@ -49,7 +49,7 @@ pub type EventResult = Result<ChoiceEvent, String>;
 enum Command {
     Submit {
         id: u64,
-        sub: Submission,
+        sub: Box<Submission>,
         events: UnboundedSender<EventResult>,
     },
     Cancel(u64),
@@ -144,7 +144,7 @@ impl EngineHandle {
         self.tx
             .send(Command::Submit {
                 id,
-                sub,
+                sub: Box::new(sub),
                 events: etx,
             })
             .map_err(|_| EngineError::Stopped)?;
@@ -196,6 +196,7 @@ fn run<B: Backend>(
                         let _ = events.send(Err("the server is shutting down".into()));
                         continue;
                     }
+                    let sub = *sub;
                     let n = sub.request.n;
                     match engine.add(sub.request) {
                         Ok(eid) => {
@@ -239,7 +240,12 @@ fn run<B: Backend>(
             match catch_unwind(AssertUnwindSafe(|| engine.step())) {
                 Ok(Ok(evs)) => deliver(&mut engine, &mut active, &mut by_engine, &tokenizer, evs),
                 Ok(Err(e)) => fail_all(&mut engine, &mut active, &mut by_engine, &e.to_string()),
-                Err(_) => fail_all(&mut engine, &mut active, &mut by_engine, "internal error in the engine step"),
+                Err(_) => fail_all(
+                    &mut engine,
+                    &mut active,
+                    &mut by_engine,
+                    "internal error in the engine step",
+                ),
             }
         }
         if let Ok(mut s) = stats.lock() {

@@ -138,7 +138,11 @@ impl BlockManager {
 
     /// The cached block holding `tokens` after the block hashed `parent`, retained for the
     /// caller, and its hash.
-    pub fn lookup(&mut self, parent: Option<BlockHash>, tokens: &[u32]) -> Option<(u32, BlockHash)> {
+    pub fn lookup(
+        &mut self,
+        parent: Option<BlockHash>,
+        tokens: &[u32],
+    ) -> Option<(u32, BlockHash)> {
         let h = block_hash(parent, tokens);
         let &b = self.cache.get(&h)?;
         match &self.key[b as usize] {

@@ -24,8 +24,8 @@ pub use detokenizer::Detokenizer;
 pub use model_runner::ModelRunner;
 
 pub use generate::{
-    generate, FinishReason, GenerateConfig, GenerateError, Generation, LanguageModel, Scan, Session,
-    StopMatcher, StopReason, Timings, TokenDecoder,
+    generate, FinishReason, GenerateConfig, GenerateError, Generation, LanguageModel, Scan,
+    Session, StopMatcher, StopReason, Timings, TokenDecoder,
 };
 
 pub use sampling::{parse_logit_bias, Candidate, Sampler, SamplerConfig, SamplingError};

@@ -26,7 +26,11 @@ impl Model {
     /// Run every segment's tokens in one pass over `state`'s paged KV cache (see
     /// [`State::paged`]) and return the logits of the last token of each segment with
     /// `logits: true`, in order, `[k × vocab]`.
-    pub fn forward_paged<'s>(&self, state: &'s mut State, segs: &[Segment<'_>]) -> Result<&'s [f32]> {
+    pub fn forward_paged<'s>(
+        &self,
+        state: &'s mut State,
+        segs: &[Segment<'_>],
+    ) -> Result<&'s [f32]> {
         let c = &self.config;
         if state.shape != shape_of(c) {
             return Err(ModelError::StateMismatch(format!(

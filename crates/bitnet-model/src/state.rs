@@ -203,8 +203,7 @@ impl State {
         max_context: usize,
         kv: KvType,
     ) -> Result<State> {
-        if n_blocks == 0 || !block_size.is_power_of_two() || max_batch == 0 || logit_rows == 0
-        {
+        if n_blocks == 0 || !block_size.is_power_of_two() || max_batch == 0 || logit_rows == 0 {
             return Err(ModelError::Invalid(format!(
                 "a paged state needs blocks, a power-of-two block size, a batch size and logit \
                  rows (got {n_blocks} blocks of {block_size}, batch {max_batch}, logit rows \
@@ -212,7 +211,9 @@ impl State {
             )));
         }
         let rows = n_blocks.checked_mul(block_size).ok_or_else(|| {
-            ModelError::Invalid(format!("{n_blocks} KV blocks of {block_size} positions overflow"))
+            ModelError::Invalid(format!(
+                "{n_blocks} KV blocks of {block_size} positions overflow"
+            ))
         })?;
         let max_context = max_context.clamp(1, rows);
         let paging = Some((n_blocks, block_size.trailing_zeros()));
@@ -301,7 +302,9 @@ impl State {
     /// shared, partly filled block).
     pub fn copy_block(&mut self, src: usize, dst: usize) -> Result<()> {
         let Some((n, shift)) = self.paging else {
-            return Err(ModelError::Invalid("copy_block on a state without paging".into()));
+            return Err(ModelError::Invalid(
+                "copy_block on a state without paging".into(),
+            ));
         };
         if src >= n || dst >= n {
             return Err(ModelError::Invalid(format!(

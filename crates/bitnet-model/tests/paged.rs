@@ -35,7 +35,9 @@ fn tokens(seed: u32, n: usize, vocab: usize) -> Vec<u32> {
 fn alone(model: &Model, seq: &[u32], split: usize) -> Vec<Vec<f32>> {
     let mut st = State::new(&model.config, seq.len(), split.max(1)).unwrap();
     let mut out = Vec::new();
-    let all = model.forward(&mut st, &seq[..split], 0, Logits::All).unwrap();
+    let all = model
+        .forward(&mut st, &seq[..split], 0, Logits::All)
+        .unwrap();
     let v = model.config.vocab_size;
     for r in 0..split {
         out.push(all[r * v..(r + 1) * v].to_vec());
@@ -75,7 +77,7 @@ fn check_model(model: &Model) {
     let mut st = State::paged(&model.config, n_blocks, bs, 64, 8, 40, KvType::F32).unwrap();
     assert_eq!(st.paging(), Some((n_blocks, bs)));
     // Progress of each sequence; sequence i joins at pass i; chunks of up to 6 tokens.
-    let mut done = vec![0usize; 5];
+    let mut done = [0usize; 5];
     let mut got: Vec<Vec<(usize, Vec<f32>)>> = vec![Vec::new(); 5];
     let mut compared = 0;
     for pass in 0..40 {
@@ -154,7 +156,9 @@ fn paged_pass_rejects_bad_segments() {
     let e = model.forward_paged(&mut st, &[seg(&[0], 0)]).unwrap_err();
     assert!(e.to_string().contains("do not cover"), "{e}");
     // Block out of the pool.
-    let e = model.forward_paged(&mut st, &[seg(&[0, 9], 0)]).unwrap_err();
+    let e = model
+        .forward_paged(&mut st, &[seg(&[0, 9], 0)])
+        .unwrap_err();
     assert!(e.to_string().contains("outside the cache"), "{e}");
     // More tokens than the batch.
     let e = model
@@ -162,7 +166,9 @@ fn paged_pass_rejects_bad_segments() {
         .unwrap_err();
     assert!(e.to_string().contains("exceeds"), "{e}");
     // Past the context.
-    let e = model.forward_paged(&mut st, &[seg(&[0, 1, 2, 3], 14)]).unwrap_err();
+    let e = model
+        .forward_paged(&mut st, &[seg(&[0, 1, 2, 3], 14)])
+        .unwrap_err();
     assert!(e.to_string().contains("context"), "{e}");
     // A state without paging.
     let mut plain = State::new(&model.config, 8, 8).unwrap();

@@ -49,9 +49,9 @@ mod stop;
 mod timings;
 mod traits;
 
-pub use stop::{Scan, StopMatcher};
 pub use run::{generate, FinishReason, GenerateConfig, Generation, StopReason};
 pub use session::Session;
+pub use stop::{Scan, StopMatcher};
 pub use timings::Timings;
 pub use traits::{LanguageModel, TokenDecoder};
 
