@@ -35,6 +35,8 @@ enum Command {
     Logits(cmd::logits::Args),
     /// Generate a completion of a prompt, streamed to stdout (stats on stderr).
     Run(cmd::run::Args),
+    /// Serve a model over an OpenAI-compatible HTTP API (continuous batching).
+    Serve(cmd::serve::Args),
     /// Write a deterministic random checkpoint in a named shape and layout.
     Synth(cmd::synth::Args),
     /// Tokenize text from stdin (or decode ids with --decode).
@@ -49,6 +51,7 @@ fn main() {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Logits(a) => cmd::logits::run(a),
         Command::Run(a) => cmd::run::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Tokenize(a) => cmd::tokenize::run(a),
     };

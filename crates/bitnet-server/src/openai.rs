@@ -1,0 +1,633 @@
+//! `/v1/chat/completions` and `/v1/completions`: parse, submit to the engine, answer as one
+//! JSON object or as OpenAI's server-sent-event chunks.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bitnet_engine::{ChoiceEvent, EngineError, Logprob, Request, Submission};
+use bitnet_generate::FinishReason;
+use bitnet_tokenizer::chat::Message;
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::error::ApiError;
+use crate::params::{self, Common};
+use crate::AppState;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Chat,
+    Text,
+}
+
+/// How a request wants log-probabilities.
+#[derive(Clone, Copy)]
+struct WantLogprobs {
+    top: usize,
+}
+
+async fn read_body(st: &AppState, body: Body) -> Result<Map<String, Value>, ApiError> {
+    if st.draining() {
+        return Err(ApiError::unavailable("the server is shutting down"));
+    }
+    let bytes = to_bytes(body, st.options.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::invalid(
+                None,
+                format!(
+                    "the request body exceeds {} bytes",
+                    st.options.max_body_bytes
+                ),
+            )
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+            .with_code("request_too_large")
+        })?;
+    params::parse_object(&bytes)
+}
+
+fn check_model(st: &AppState, c: &Common) -> Result<(), ApiError> {
+    match &c.model {
+        Some(m) if m != &st.options.model_id => {
+            Err(ApiError::model_not_found(m, &st.options.model_id))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn engine_error(e: EngineError) -> ApiError {
+    match e {
+        EngineError::PromptTooLong { .. } => {
+            ApiError::invalid(None, e.to_string()).with_code("context_length_exceeded")
+        }
+        EngineError::BadN { .. } => ApiError::param("n", e),
+        EngineError::TokenOutOfRange { .. } => ApiError::param("prompt", e),
+        EngineError::EmptyPrompt => ApiError::invalid(None, e.to_string()),
+        EngineError::EmptyStopString => ApiError::param("stop", e),
+        EngineError::Sampling(m) => ApiError::invalid(None, m),
+        EngineError::Stopped => ApiError::unavailable("the engine has stopped"),
+        other => ApiError::server(other.to_string()),
+    }
+}
+
+/// Unsupported features are refused by name rather than silently ignored.
+fn refuse_unsupported(o: &Map<String, Value>) -> Result<(), ApiError> {
+    if o.get("tools")
+        .is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty()))
+    {
+        return Err(ApiError::param(
+            "tools",
+            "tool calling is not supported by this server yet",
+        ));
+    }
+    if let Some(rf) = o.get("response_format").filter(|v| !v.is_null()) {
+        let ty = rf.get("type").and_then(Value::as_str);
+        if ty != Some("text") {
+            return Err(ApiError::param(
+                "response_format",
+                "only {\"type\": \"text\"} is supported yet (no constrained decoding)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub async fn chat(State(st): State<Arc<AppState>>, body: Body) -> Response {
+    st.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    match chat_inner(&st, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            st.metrics.requests_failed.fetch_add(1, Ordering::Relaxed);
+            e.into_response()
+        }
+    }
+}
+
+pub async fn completions(State(st): State<Arc<AppState>>, body: Body) -> Response {
+    st.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    match completions_inner(&st, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            st.metrics.requests_failed.fetch_add(1, Ordering::Relaxed);
+            e.into_response()
+        }
+    }
+}
+
+async fn chat_inner(st: &Arc<AppState>, body: Body) -> Result<Response, ApiError> {
+    let o = read_body(st, body).await?;
+    refuse_unsupported(&o)?;
+    let geo = st.handle.geometry();
+    let c = params::common(&o, geo.vocab_size, st.handle.max_running(), None)?;
+    check_model(st, &c)?;
+    let logprobs = params::boolean(&o, "logprobs")?.unwrap_or(false);
+    let top = params::int_in(&o, "top_logprobs", 0, 20)?;
+    if top.is_some() && !logprobs {
+        return Err(ApiError::param("top_logprobs", "requires 'logprobs': true"));
+    }
+    let want = logprobs.then(|| WantLogprobs {
+        top: top.unwrap_or(0) as usize,
+    });
+    let Some(Value::Array(msgs)) = o.get("messages") else {
+        return Err(ApiError::param(
+            "messages",
+            "expected a non-empty array of messages",
+        ));
+    };
+    if msgs.is_empty() {
+        return Err(ApiError::param(
+            "messages",
+            "expected a non-empty array of messages",
+        ));
+    }
+    let mut messages = Vec::with_capacity(msgs.len());
+    for (i, m) in msgs.iter().enumerate() {
+        let role = m.get("role").and_then(Value::as_str).ok_or_else(|| {
+            ApiError::invalid(
+                Some(format!("messages[{i}].role")),
+                format!("'messages[{i}].role': expected one of system, developer, user, assistant, tool"),
+            )
+        })?;
+        let role = match role {
+            "system" | "developer" => "system",
+            "user" | "assistant" | "tool" => role,
+            other => {
+                return Err(ApiError::invalid(
+                    Some(format!("messages[{i}].role")),
+                    format!("'messages[{i}].role': unknown role '{other}'"),
+                ))
+            }
+        };
+        messages.push(Message::new(
+            role,
+            params::content_text(m.get("content"), i)?,
+        ));
+    }
+    let tok = st.text.tokenizer.as_ref();
+    let prompt = match &st.text.template {
+        Some(t) => t.encode(tok, &messages, true).map_err(|e| {
+            ApiError::invalid(Some("messages".into()), format!("chat template: {e}"))
+        })?,
+        None => {
+            let text: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+            tok.encode(&text.join("\n"), tok.add_bos_default(), false)
+                .map_err(|e| ApiError::param("messages", e))?
+        }
+    };
+    run(st, Kind::Chat, c, prompt, want).await
+}
+
+async fn completions_inner(st: &Arc<AppState>, body: Body) -> Result<Response, ApiError> {
+    let o = read_body(st, body).await?;
+    refuse_unsupported(&o)?;
+    let geo = st.handle.geometry();
+    let c = params::common(&o, geo.vocab_size, st.handle.max_running(), Some(16))?;
+    check_model(st, &c)?;
+    let want = params::int_in(&o, "logprobs", 0, 20)?.map(|k| WantLogprobs { top: k as usize });
+    let tok = st.text.tokenizer.as_ref();
+    let encode = |s: &str| {
+        tok.encode(s, tok.add_bos_default(), false)
+            .map_err(|e| ApiError::param("prompt", e))
+    };
+    let ids = |a: &[Value]| -> Result<Vec<u32>, ApiError> {
+        a.iter()
+            .map(|v| {
+                v.as_u64()
+                    .filter(|&x| x < geo.vocab_size as u64)
+                    .map(|x| x as u32)
+                    .ok_or_else(|| {
+                        ApiError::param(
+                            "prompt",
+                            format!("token {v} is not an id below {}", geo.vocab_size),
+                        )
+                    })
+            })
+            .collect()
+    };
+    let prompt = match o.get("prompt") {
+        Some(Value::String(s)) => encode(s)?,
+        Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => {
+            encode(a[0].as_str().unwrap_or(""))?
+        }
+        Some(Value::Array(a)) if a.len() == 1 && a[0].is_array() => {
+            ids(a[0].as_array().map_or(&[], |v| v))?
+        }
+        Some(Value::Array(a)) if a.iter().all(Value::is_number) => ids(a)?,
+        Some(Value::Array(_)) => {
+            return Err(ApiError::param(
+                "prompt",
+                "batches of several prompts are not supported; send one request per prompt",
+            ))
+        }
+        Some(v) => {
+            return Err(ApiError::param(
+                "prompt",
+                format!("expected a string or token ids, got {v}"),
+            ))
+        }
+        None => return Err(ApiError::param("prompt", "missing")),
+    };
+    if prompt.is_empty() {
+        return Err(ApiError::param("prompt", "the prompt is empty"));
+    }
+    run(st, Kind::Text, c, prompt, want).await
+}
+
+fn finish_str(f: &FinishReason) -> &'static str {
+    match f {
+        FinishReason::Stop(_) | FinishReason::Cancelled => "stop",
+        FinishReason::Length | FinishReason::ContextFull => "length",
+    }
+}
+
+fn piece(st: &AppState, id: u32) -> String {
+    String::from_utf8_lossy(&st.text.tokenizer.token_to_piece(id, true)).into_owned()
+}
+
+fn chat_logprobs(st: &AppState, token: u32, lp: &Logprob) -> Value {
+    let entry = |id: u32, l: f32| {
+        let p = piece(st, id);
+        json!({"token": p, "logprob": l, "bytes": p.as_bytes()})
+    };
+    let mut e = entry(token, lp.logprob);
+    e["top_logprobs"] = Value::Array(lp.top.iter().map(|&(i, l)| entry(i, l)).collect());
+    e
+}
+
+/// Per-choice accumulation for non-streaming answers.
+#[derive(Default)]
+struct Acc {
+    text: String,
+    tokens: usize,
+    finish: Option<FinishReason>,
+    chat_lp: Vec<Value>,
+    lp_tokens: Vec<String>,
+    lp_values: Vec<f32>,
+    lp_top: Vec<Value>,
+    lp_offset: Vec<usize>,
+}
+
+async fn run(
+    st: &Arc<AppState>,
+    kind: Kind,
+    c: Common,
+    prompt: Vec<u32>,
+    want: Option<WantLogprobs>,
+) -> Result<Response, ApiError> {
+    let sub = Submission {
+        request: Request {
+            prompt,
+            sampling: c.sampling.clone(),
+            max_tokens: c.max_tokens,
+            stop_tokens: if c.ignore_eos {
+                Vec::new()
+            } else {
+                st.text.stop_tokens.clone()
+            },
+            n: c.n,
+            logprobs: want.map(|w| w.top),
+        },
+        stop_strings: c.stop.clone(),
+    };
+    let prompt_tokens = sub.request.prompt.len();
+    let (id, rx) = st.handle.submit(sub).map_err(engine_error)?;
+    st.metrics
+        .prompt_tokens
+        .fetch_add(prompt_tokens as u64, Ordering::Relaxed);
+    let rid = format!(
+        "{}-{id:x}{:x}",
+        if kind == Kind::Chat {
+            "chatcmpl"
+        } else {
+            "cmpl"
+        },
+        st.created
+    );
+    if c.stream {
+        Ok(stream(
+            st.clone(),
+            kind,
+            c,
+            rid,
+            id,
+            rx,
+            prompt_tokens,
+            want,
+        ))
+    } else {
+        collect(st, kind, c, rid, id, rx, prompt_tokens, want).await
+    }
+}
+
+/// Receives the next event, observing latency metrics and the request deadline.
+struct Receiver {
+    rx: UnboundedReceiver<bitnet_engine::EventResult>,
+    start: Instant,
+    last: Option<Instant>,
+    deadline: Option<Instant>,
+}
+
+enum Next {
+    Event(ChoiceEvent),
+    Error(ApiError),
+    TimedOut,
+    Closed,
+}
+
+impl Receiver {
+    async fn next(&mut self, st: &AppState) -> Next {
+        let got = match self.deadline {
+            Some(d) => match tokio::time::timeout_at(d.into(), self.rx.recv()).await {
+                Ok(x) => x,
+                Err(_) => return Next::TimedOut,
+            },
+            None => self.rx.recv().await,
+        };
+        match got {
+            None => Next::Closed,
+            Some(Err(m)) => Next::Error(if st.draining() {
+                ApiError::unavailable(m)
+            } else {
+                ApiError::server(m)
+            }),
+            Some(Ok(ev)) => {
+                if ev.token.is_some() {
+                    let now = Instant::now();
+                    match self.last {
+                        None => st.metrics.ttft.observe((now - self.start).as_secs_f64()),
+                        Some(t) => st.metrics.itl.observe((now - t).as_secs_f64()),
+                    }
+                    self.last = Some(now);
+                    st.metrics.generation_tokens.fetch_add(1, Ordering::Relaxed);
+                }
+                Next::Event(ev)
+            }
+        }
+    }
+}
+
+fn usage(prompt: usize, completion: usize, cached: usize) -> Value {
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn collect(
+    st: &Arc<AppState>,
+    kind: Kind,
+    c: Common,
+    rid: String,
+    id: u64,
+    rx: UnboundedReceiver<bitnet_engine::EventResult>,
+    prompt_tokens: usize,
+    want: Option<WantLogprobs>,
+) -> Result<Response, ApiError> {
+    let mut r = Receiver {
+        rx,
+        start: Instant::now(),
+        last: None,
+        deadline: st.options.request_timeout.map(|t| Instant::now() + t),
+    };
+    let mut acc: Vec<Acc> = (0..c.n).map(|_| Acc::default()).collect();
+    let mut cached = 0;
+    let mut open = c.n;
+    while open > 0 {
+        let ev = match r.next(st).await {
+            Next::Event(ev) => ev,
+            Next::Error(e) => return Err(e),
+            Next::TimedOut => {
+                st.handle.cancel(id);
+                return Err(timeout_error(st));
+            }
+            Next::Closed => return Err(ApiError::server("the engine ended the request early")),
+        };
+        cached = cached.max(ev.cached_tokens);
+        let a = &mut acc[ev.index.min(c.n - 1)];
+        if let Some(t) = ev.token {
+            a.tokens += 1;
+            if let (Some(lp), Some(_)) = (&ev.logprob, want) {
+                match kind {
+                    Kind::Chat => a.chat_lp.push(chat_logprobs(st, t, lp)),
+                    Kind::Text => {
+                        a.lp_offset.push(a.text.len());
+                        a.lp_tokens.push(piece(st, t));
+                        a.lp_values.push(lp.logprob);
+                        let mut m = Map::new();
+                        for &(i, l) in &lp.top {
+                            m.insert(piece(st, i), json!(l));
+                        }
+                        a.lp_top.push(Value::Object(m));
+                    }
+                }
+            }
+        }
+        a.text.push_str(&ev.text);
+        if ev.finish.is_some() {
+            a.finish = ev.finish;
+            open -= 1;
+        }
+    }
+    let completion: usize = acc.iter().map(|a| a.tokens).sum();
+    let choices: Vec<Value> = acc
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let finish = a.finish.as_ref().map(finish_str);
+            match kind {
+                Kind::Chat => json!({
+                    "index": i,
+                    "message": {"role": "assistant", "content": a.text},
+                    "logprobs": want.map(|_| json!({"content": a.chat_lp})),
+                    "finish_reason": finish,
+                }),
+                Kind::Text => json!({
+                    "index": i,
+                    "text": a.text,
+                    "logprobs": want.map(|_| json!({
+                        "tokens": a.lp_tokens,
+                        "token_logprobs": a.lp_values,
+                        "top_logprobs": a.lp_top,
+                        "text_offset": a.lp_offset,
+                    })),
+                    "finish_reason": finish,
+                }),
+            }
+        })
+        .collect();
+    Ok(Json(json!({
+        "id": rid,
+        "object": if kind == Kind::Chat { "chat.completion" } else { "text_completion" },
+        "created": st.created,
+        "model": st.options.model_id,
+        "system_fingerprint": null,
+        "choices": choices,
+        "usage": usage(prompt_tokens, completion, cached),
+    }))
+    .into_response())
+}
+
+fn timeout_error(st: &AppState) -> ApiError {
+    ApiError::invalid(
+        None,
+        format!(
+            "the request ran longer than the server's limit of {} s",
+            st.options.request_timeout.map_or(0, |t| t.as_secs())
+        ),
+    )
+    .with_status(StatusCode::REQUEST_TIMEOUT)
+    .with_code("timeout")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stream(
+    st: Arc<AppState>,
+    kind: Kind,
+    c: Common,
+    rid: String,
+    id: u64,
+    rx: UnboundedReceiver<bitnet_engine::EventResult>,
+    prompt_tokens: usize,
+    want: Option<WantLogprobs>,
+) -> Response {
+    let (tx, out) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
+    let object = if kind == Kind::Chat {
+        "chat.completion.chunk"
+    } else {
+        "text_completion"
+    };
+    tokio::spawn(async move {
+        let chunk = |choice: Value, usage_null: bool| {
+            let mut v = json!({
+                "id": rid,
+                "object": object,
+                "created": st.created,
+                "model": st.options.model_id,
+                "system_fingerprint": null,
+                "choices": [choice],
+            });
+            if usage_null {
+                v["usage"] = Value::Null;
+            }
+            Event::default().data(v.to_string())
+        };
+        let mut r = Receiver {
+            rx,
+            start: Instant::now(),
+            last: None,
+            deadline: st.options.request_timeout.map(|t| Instant::now() + t),
+        };
+        let mut open = c.n;
+        let mut started = vec![false; c.n];
+        let mut completion = 0usize;
+        let mut cached = 0usize;
+        let mut offsets = vec![0usize; c.n];
+        while open > 0 {
+            let ev = tokio::select! {
+                n = r.next(&st) => n,
+                _ = tx.closed() => return, // client went away: dropping `r` cancels
+            };
+            let ev = match ev {
+                Next::Event(ev) => ev,
+                Next::Error(e) => {
+                    let _ = tx
+                        .send(Ok(Event::default().data(e.body().to_string())))
+                        .await;
+                    break;
+                }
+                Next::TimedOut => {
+                    st.handle.cancel(id);
+                    let _ = tx
+                        .send(Ok(
+                            Event::default().data(timeout_error(&st).body().to_string())
+                        ))
+                        .await;
+                    break;
+                }
+                Next::Closed => break,
+            };
+            let i = ev.index.min(c.n - 1);
+            cached = cached.max(ev.cached_tokens);
+            if ev.token.is_some() {
+                completion += 1;
+            }
+            let mut sends = Vec::new();
+            if kind == Kind::Chat && !started[i] {
+                started[i] = true;
+                sends.push(chunk(
+                    json!({"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}),
+                    c.include_usage,
+                ));
+            }
+            let lp = match (ev.token, &ev.logprob, want) {
+                (Some(t), Some(lp), Some(_)) => Some(match kind {
+                    Kind::Chat => json!({"content": [chat_logprobs(&st, t, lp)]}),
+                    Kind::Text => {
+                        let mut m = Map::new();
+                        for &(id, l) in &lp.top {
+                            m.insert(piece(&st, id), json!(l));
+                        }
+                        json!({"tokens": [piece(&st, t)], "token_logprobs": [lp.logprob], "top_logprobs": [m], "text_offset": [offsets[i]]})
+                    }
+                }),
+                _ => None,
+            };
+            offsets[i] += ev.text.len();
+            if !ev.text.is_empty() || lp.is_some() {
+                let choice = match kind {
+                    Kind::Chat => {
+                        json!({"index": i, "delta": {"content": ev.text}, "logprobs": lp, "finish_reason": null})
+                    }
+                    Kind::Text => {
+                        json!({"index": i, "text": ev.text, "logprobs": lp, "finish_reason": null})
+                    }
+                };
+                sends.push(chunk(choice, c.include_usage));
+            }
+            if let Some(f) = &ev.finish {
+                open -= 1;
+                let choice = match kind {
+                    Kind::Chat => {
+                        json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": finish_str(f)})
+                    }
+                    Kind::Text => {
+                        json!({"index": i, "text": "", "logprobs": null, "finish_reason": finish_str(f)})
+                    }
+                };
+                sends.push(chunk(choice, c.include_usage));
+            }
+            for s in sends {
+                if tx.send(Ok(s)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if c.include_usage {
+            let v = json!({
+                "id": rid,
+                "object": object,
+                "created": st.created,
+                "model": st.options.model_id,
+                "system_fingerprint": null,
+                "choices": [],
+                "usage": usage(prompt_tokens, completion, cached),
+            });
+            let _ = tx.send(Ok(Event::default().data(v.to_string()))).await;
+        }
+        let _ = tx.send(Ok(Event::default().data("[DONE]"))).await;
+    });
+    Sse::new(tokio_stream::wrappers::ReceiverStream::new(out))
+        .keep_alive(axum::response::sse::KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
