@@ -174,6 +174,9 @@ fn run<B: Backend>(
     let mut active: HashMap<u64, Active> = HashMap::new();
     let mut by_engine: HashMap<RequestId, u64> = HashMap::new();
     let mut draining = false;
+    // Events are sent after the stats snapshot is updated, so a client that reads its last
+    // event sees gauges that already count its sequence as gone.
+    let mut outbox: Vec<(UnboundedSender<EventResult>, EventResult)> = Vec::new();
     loop {
         // Wait for work when idle; otherwise take what has arrived and step.
         let mut cmds = Vec::new();
@@ -220,7 +223,14 @@ fn run<B: Backend>(
                 Command::Cancel(id) => {
                     if let Some(a) = active.get(&id) {
                         let evs = engine.cancel(a.engine_id);
-                        deliver(&mut engine, &mut active, &mut by_engine, &tokenizer, evs);
+                        deliver(
+                            &mut engine,
+                            &mut active,
+                            &mut by_engine,
+                            &tokenizer,
+                            evs,
+                            &mut outbox,
+                        );
                     }
                 }
                 Command::Shutdown => draining = true,
@@ -234,11 +244,25 @@ fn run<B: Backend>(
             .collect();
         for eid in gone {
             let evs = engine.cancel(eid);
-            deliver(&mut engine, &mut active, &mut by_engine, &tokenizer, evs);
+            deliver(
+                &mut engine,
+                &mut active,
+                &mut by_engine,
+                &tokenizer,
+                evs,
+                &mut outbox,
+            );
         }
         if engine.has_work() {
             match catch_unwind(AssertUnwindSafe(|| engine.step())) {
-                Ok(Ok(evs)) => deliver(&mut engine, &mut active, &mut by_engine, &tokenizer, evs),
+                Ok(Ok(evs)) => deliver(
+                    &mut engine,
+                    &mut active,
+                    &mut by_engine,
+                    &tokenizer,
+                    evs,
+                    &mut outbox,
+                ),
                 Ok(Err(e)) => fail_all(&mut engine, &mut active, &mut by_engine, &e.to_string()),
                 Err(_) => fail_all(
                     &mut engine,
@@ -250,6 +274,9 @@ fn run<B: Backend>(
         }
         if let Ok(mut s) = stats.lock() {
             *s = engine.stats();
+        }
+        for (tx, ev) in outbox.drain(..) {
+            let _ = tx.send(ev);
         }
     }
 }
@@ -275,6 +302,7 @@ fn deliver<B: Backend>(
     by_engine: &mut HashMap<RequestId, u64>,
     tokenizer: &Option<Arc<dyn Tokenizer>>,
     evs: Vec<crate::request::TokenEvent>,
+    outbox: &mut Vec<(UnboundedSender<EventResult>, EventResult)>,
 ) {
     for ev in evs {
         let Some(&hid) = by_engine.get(&ev.request) else {
@@ -311,15 +339,18 @@ fn deliver<B: Backend>(
             }
         }
         let done = finish.is_some();
-        let _ = a.events.send(Ok(ChoiceEvent {
-            index: ev.index,
-            token: ev.token,
-            text,
-            logprob: ev.logprob,
-            finish,
-            prompt_tokens: ev.prompt_tokens,
-            cached_tokens: ev.cached_tokens,
-        }));
+        outbox.push((
+            a.events.clone(),
+            Ok(ChoiceEvent {
+                index: ev.index,
+                token: ev.token,
+                text,
+                logprob: ev.logprob,
+                finish,
+                prompt_tokens: ev.prompt_tokens,
+                cached_tokens: ev.cached_tokens,
+            }),
+        ));
         if done {
             a.open = a.open.saturating_sub(1);
             if a.open == 0 {
