@@ -314,7 +314,9 @@ async fn errors_have_openai_shape_and_status() {
         }
     };
     let ok = Some("sekret");
-    let cases: Vec<(String, Option<&str>, u16, &str, Option<&str>)> = vec![
+    // (body, API key, status, part of the message, param)
+    type Case<'a> = (String, Option<&'a str>, u16, &'a str, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             json!({"prompt": "x"}).to_string(),
             None,
