@@ -27,6 +27,8 @@ struct Cli {
 enum Command {
     /// Measure prompt-processing and generation speed (llama-bench style).
     Bench(cmd::bench::Args),
+    /// Measure the batched engine under 1..N concurrent streams (throughput, TTFT, latency).
+    BenchServe(cmd::bench_serve::Args),
     /// Chat with a model interactively (multi-turn, one KV cache; /reset, /exit).
     Chat(cmd::chat::Args),
     /// Show a model's architecture, hyperparameters, tensors and tokenizer.
@@ -47,6 +49,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(a) => cmd::bench::run(a),
+        Command::BenchServe(a) => cmd::bench_serve::run(a),
         Command::Chat(a) => cmd::chat::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Logits(a) => cmd::logits::run(a),

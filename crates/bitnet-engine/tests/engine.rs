@@ -389,3 +389,48 @@ fn handle_streams_text_applies_stop_strings_and_cancels_dropped_clients() {
     }
     h.shutdown();
 }
+
+#[test]
+fn a_request_joining_15_decoding_streams_gets_its_first_token_within_two_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = synth_model(dir.path());
+    let v = model.config.vocab_size;
+    let mut e = engine(&model, 256, 16, 64, 16, 128, true);
+    for i in 0..15 {
+        e.add(Request::new(
+            tokens(i, 20, v),
+            SamplerConfig::greedy(),
+            Some(60),
+        ))
+        .unwrap();
+    }
+    // Let the 15 prompts run and decoding start.
+    for _ in 0..8 {
+        e.step().unwrap();
+    }
+    assert_eq!(e.stats().running, 15);
+    let id = e
+        .add(Request::new(
+            tokens(99, 8, v),
+            SamplerConfig::greedy(),
+            Some(3),
+        ))
+        .unwrap();
+    let mut steps = 0;
+    loop {
+        let evs = e.step().unwrap();
+        steps += 1;
+        // The 15 streams keep decoding in the same steps.
+        assert!(
+            evs.iter()
+                .filter(|ev| ev.request != id && ev.token.is_some())
+                .count()
+                == 15
+        );
+        if evs.iter().any(|ev| ev.request == id && ev.token.is_some()) {
+            break;
+        }
+        assert!(steps < 2, "no first token after {steps} steps");
+    }
+    assert!(steps <= 2);
+}

@@ -270,7 +270,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 /// Load `spec` (a path, or `synth:SHAPE` written to a temporary I2_S GGUF first); returns the
 /// model and a short label for the table.
-fn load(spec: &str) -> anyhow::Result<(Model, String)> {
+pub(crate) fn load(spec: &str) -> anyhow::Result<(Model, String)> {
     if let Some(shape) = spec.strip_prefix("synth:") {
         use bitnet_convert::synth::{synth, EmbedType, Format, Shape, SynthSpec};
         let shape_v = Shape::named(shape).with_context(|| {
