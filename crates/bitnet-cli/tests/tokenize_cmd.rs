@@ -24,8 +24,11 @@ fn encode_and_decode_llama3() {
         tokenize(&[m, "--bos"], "Hello world").1,
         "[128000,9906,1917]\n"
     );
-    assert_eq!(tokenize(&[m, "--decode"], "[9906, 1917]").1, "Hello world");
-    assert_eq!(tokenize(&[m, "--decode"], "9906,1917").1, "Hello world");
+    assert_eq!(
+        tokenize(&[m, "--decode"], "[9906, 1917]").1,
+        "Hello world\n"
+    );
+    assert_eq!(tokenize(&[m, "--decode"], "9906,1917").1, "Hello world\n");
     // Special tokens: parsed only with --special.
     assert_eq!(tokenize(&[m, "--special"], "<|eot_id|>").1, "[128009]\n");
     assert_ne!(tokenize(&[m], "<|eot_id|>").1, "[128009]\n");

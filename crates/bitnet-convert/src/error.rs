@@ -5,12 +5,10 @@ use bitnet_quants::QuantError;
 /// What went wrong while writing a checkpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The cause is part of the message (not `source()`), so printed error chains do not
+    // repeat it.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error(transparent)]
     Quant(#[from] QuantError),
     /// GGUF serialization failed (I/O, or a tensor of the wrong size, naming it).
@@ -32,7 +30,7 @@ impl ConvertError {
     pub fn io(path: &std::path::Path, source: std::io::Error) -> ConvertError {
         ConvertError::Io {
             path: path.display().to_string(),
-            source,
+            error: source,
         }
     }
 }

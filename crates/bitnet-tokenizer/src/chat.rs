@@ -228,15 +228,20 @@ impl ChatTemplate {
     /// A Llama-architecture model without a template gets the Llama 3 format only if its
     /// vocabulary has `<|start_header_id|>`.
     pub fn from_loaded(t: &LoadedTokenizer) -> Result<ChatTemplate> {
-        let mut arch = t.architecture.clone();
-        if arch.as_deref().and_then(BuiltinFormat::for_architecture) == Some(BuiltinFormat::Llama3)
+        let arch = t.architecture.as_deref();
+        if t.chat_template.is_none()
+            && arch.and_then(BuiltinFormat::for_architecture) == Some(BuiltinFormat::Llama3)
             && t.tokenizer.token_to_id("<|start_header_id|>").is_none()
         {
-            arch = None;
+            return Err(TokenizerError::Template(format!(
+                "no chat template stored, and the built-in Llama 3 format of architecture `{}` \
+                 needs <|start_header_id|>, which this vocabulary lacks (a base model)",
+                arch.unwrap_or("llama")
+            )));
         }
         ChatTemplate::for_model(
             t.chat_template.as_deref(),
-            arch.as_deref(),
+            arch,
             t.bos_token.as_deref().unwrap_or(""),
             t.eos_token.as_deref().unwrap_or(""),
         )

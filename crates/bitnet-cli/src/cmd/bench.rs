@@ -115,6 +115,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         );
     }
 
+    // Positions past the model's context: RoPE there is outside what it was trained for.
+    let ctx = model.config.max_context;
+    let longest = prompts.iter().chain(&gens).copied().max().unwrap_or(0);
+    if ctx > 0 && longest > ctx {
+        bail!(
+            "-p/-n {longest}: more positions than the model's context of {ctx}; choose tests of \
+             at most {ctx} tokens"
+        );
+    }
+
     let bpt = weight_bytes_per_token(&model);
     let isa = active_isa().name();
     let load_avg = load_average();

@@ -11,7 +11,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use bitnet_generate::{
     Detokenizer, FinishReason, GenerateConfig, GenerateError, ModelRunner, Sampler, Session,
     StopReason,
@@ -172,7 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let active = Arc::new(AtomicBool::new(false));
     common::install_ctrlc(cancel.clone(), active.clone());
     let config = GenerateConfig {
-        max_tokens: usize::try_from(args.max_tokens).ok(),
+        max_tokens: common::max_tokens(args.max_tokens)?,
         stop_tokens: loaded.stop_tokens(),
         stop_strings: args.stop.clone(),
         cancel: Some(cancel.clone()),
@@ -209,14 +209,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock();
     let mut stdout = std::io::stdout();
+    let vocab = loaded.model.config.vocab_size;
+    // Turns that failed with an error: the session goes on, the exit status reports them.
+    let mut failures = 0usize;
     loop {
         write!(stdout, "> ")?;
         stdout.flush()?;
-        let mut line = String::new();
-        if lines.read_line(&mut line).context("reading stdin")? == 0 {
+        let mut raw = Vec::new();
+        if lines.read_until(b'\n', &mut raw).context("reading stdin")? == 0 {
             writeln!(stdout)?;
             break;
         }
+        let line = match String::from_utf8(raw) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "warning: the line is not valid UTF-8; invalid bytes were replaced by U+FFFD"
+                );
+                String::from_utf8_lossy(e.as_bytes()).into_owned()
+            }
+        };
         let text = match parse_line(&line) {
             None => continue,
             Some(Input::Exit) => break,
@@ -228,6 +240,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Some(Input::Message(t)) => t,
         };
         let ids = conv.turn_tokens(tok, &text)?;
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+            conv.undo_user();
+            failures += 1;
+            eprintln!(
+                "error: the tokenizer produced token id {bad}, outside the model's vocabulary of \
+                 {vocab} tokens (is --tokenizer the model's own?); the message was skipped"
+            );
+            continue;
+        }
         // The new tokens plus at least one reply token must fit.
         if ids.len() + 1 > conv.session.remaining() {
             conv.undo_user();
@@ -265,6 +286,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Err(e) => {
                 // The cache content is unknown after a failed pass: start over.
                 conv.reset();
+                failures += 1;
                 writeln!(stdout)?;
                 eprintln!("error: {e}; the conversation was reset");
                 continue;
@@ -291,6 +313,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 gen.timings.generation_tokens_per_second()
             );
         }
+    }
+    if failures > 0 {
+        bail!("{failures} message(s) of this conversation failed (see the errors above)");
     }
     Ok(())
 }

@@ -45,17 +45,17 @@ pub struct SamplingArgs {
     #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     pub temp: f32,
     /// Keep the K most likely tokens (0 = off).
-    #[arg(long, default_value_t = 40)]
-    pub top_k: usize,
+    #[arg(long, default_value_t = 40, allow_negative_numbers = true)]
+    pub top_k: i64,
     /// Nucleus sampling: keep the most likely tokens up to this cumulative probability
     /// (1.0 = off).
-    #[arg(long, default_value_t = 0.95)]
+    #[arg(long, default_value_t = 0.95, allow_negative_numbers = true)]
     pub top_p: f32,
     /// Drop tokens less likely than this fraction of the most likely one (0.0 = off).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
     pub min_p: f32,
     /// Penalize repeated tokens (1.0 = off).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub repeat_penalty: f32,
     /// Last N tokens the penalties look at (0 = off, -1 = whole history).
     #[arg(long, default_value_t = 64, allow_negative_numbers = true)]
@@ -82,9 +82,38 @@ impl SamplingArgs {
             let (id, bias) = parse_logit_bias(s).with_context(|| format!("--logit-bias {s}"))?;
             *logit_bias.entry(id).or_insert(0.0) += bias;
         }
+        let range = |flag: &str, v: f32, lo: f32, hi: f32| -> anyhow::Result<()> {
+            if !(lo..=hi).contains(&v) {
+                bail!("{flag} {v}: must be between {lo} and {hi}");
+            }
+            Ok(())
+        };
+        range("--top-p", self.top_p, 0.0, 1.0)?;
+        range("--min-p", self.min_p, 0.0, 1.0)?;
+        if !self.temp.is_finite() {
+            bail!("--temp {}: must be a finite number (0 = greedy)", self.temp);
+        }
+        if !(self.repeat_penalty.is_finite() && self.repeat_penalty > 0.0) {
+            bail!(
+                "--repeat-penalty {}: must be a positive number (1 = off)",
+                self.repeat_penalty
+            );
+        }
+        if self.repeat_last_n < -1 {
+            bail!(
+                "--repeat-last-n {}: must be -1 (whole history), 0 (off) or a positive count",
+                self.repeat_last_n
+            );
+        }
+        let top_k = usize::try_from(self.top_k).map_err(|_| {
+            anyhow::anyhow!(
+                "--top-k {}: must be 0 (off) or a positive count",
+                self.top_k
+            )
+        })?;
         Ok(SamplerConfig {
             temperature: self.temp,
-            top_k: self.top_k,
+            top_k,
             top_p: self.top_p,
             min_p: self.min_p,
             repeat_penalty: self.repeat_penalty,
@@ -216,10 +245,24 @@ pub fn resolve_model(spec: &str) -> anyhow::Result<std::path::PathBuf> {
     bitnet_hub::resolve_model(spec, &opts).with_context(|| format!("cannot open model '{spec}'"))
 }
 
+/// `-t/--threads N`: at least 1; more than the machine has is allowed with a warning (and at
+/// most 1024).
+pub fn check_threads(n: usize) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    if n == 0 || n > 1024 {
+        bail!("--threads {n}: must be between 1 and 1024 (this machine has {cores} cores)");
+    }
+    if n > cores {
+        eprintln!("warning: --threads {n} is more than the {cores} cores available; the kernels will time-slice");
+    }
+    Ok(())
+}
+
 /// Resolves `args.model` (local path or hub repo id), loads the model and its tokenizer,
 /// sets the thread count and picks the context size.
 pub fn load(args: &ModelArgs) -> anyhow::Result<Loaded> {
     if let Some(n) = args.threads {
+        check_threads(n)?;
         bitnet_kernels::set_num_threads(n);
     }
     let t0 = Instant::now();
@@ -321,6 +364,17 @@ pub fn parse_prompt_ids(s: &str, vocab: usize) -> anyhow::Result<Vec<u32>> {
         bail!("--prompt-ids: token id {bad} is outside the model's vocabulary of {vocab} tokens");
     }
     Ok(ids)
+}
+
+/// `-n/--max-tokens`: `-1` = no limit, otherwise a count ≥ 0.
+pub fn max_tokens(n: i64) -> anyhow::Result<Option<usize>> {
+    match n {
+        -1 => Ok(None),
+        n if n >= 0 => Ok(Some(n as usize)),
+        n => bail!(
+            "--max-tokens {n}: must be -1 (until end of text or a full context) or a count >= 0"
+        ),
+    }
 }
 
 /// A decoder for when there is no tokenizer: emits no text.

@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(short = 'p', long, conflicts_with = "prompt_ids")]
     pub prompt: Option<String>,
     /// Prompt as comma-separated token ids (used as given: no BOS is added).
-    #[arg(long, value_name = "IDS")]
+    #[arg(long, value_name = "IDS", allow_negative_numbers = true)]
     pub prompt_ids: Option<String>,
     /// Wrap the prompt in the model's chat format (as a user message).
     #[arg(long, conflicts_with = "prompt_ids")]
@@ -116,7 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let active = Arc::new(AtomicBool::new(false));
     common::install_ctrlc(cancel.clone(), active.clone());
     let config = GenerateConfig {
-        max_tokens: usize::try_from(args.max_tokens).ok(),
+        max_tokens: common::max_tokens(args.max_tokens)?,
         stop_tokens: if args.ignore_eos {
             Vec::new()
         } else {

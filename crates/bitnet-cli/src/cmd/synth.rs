@@ -52,7 +52,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         bar.set_length(total);
         bar.set_position(done);
     })
-    .with_context(|| format!("writing {}", a.out.display()))?;
+    .context("writing the checkpoint")?;
     bar.finish_and_clear();
     for f in &summary.files {
         println!("{}", f.display());

@@ -67,7 +67,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("token id {bad} is out of range (vocabulary size {n})");
         }
         let text = tok.decode(&ids, args.special);
+        // One final newline, as for the ids of an encode, so a shell prompt starts on its own
+        // line (the decoded text itself is written unchanged before it).
         out.write_all(text.as_bytes())?;
+        out.write_all(b"\n")?;
     } else {
         let text = if args.trim_newline {
             input

@@ -160,7 +160,7 @@ fn with_file(
     let file = File::create(path).map_err(|e| ConvertError::io(path, e))?;
     let mut w = BufWriter::with_capacity(8 << 20, file);
     let n = f(&mut w).map_err(|e| match e {
-        ConvertError::Io { source, .. } => ConvertError::io(path, source),
+        ConvertError::Io { error, .. } => ConvertError::io(path, error),
         e => e,
     })?;
     std::io::Write::flush(&mut w).map_err(|e| ConvertError::io(path, e))?;

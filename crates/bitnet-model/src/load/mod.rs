@@ -108,6 +108,25 @@ impl Model {
     /// Load a model from a GGUF file or an HF directory (config.json + safetensors).
     pub fn load(path: impl AsRef<Path>) -> Result<Model> {
         let path = path.as_ref();
+        if path.is_dir() && !path.join("config.json").exists() {
+            // A folder of GGUF files (as the hub's GGUF repos are): its one .gguf.
+            let ggufs = gguf_files_in(path);
+            match ggufs.as_slice() {
+                [one] => return Self::load(one),
+                [] => {}
+                many => {
+                    return Err(ModelError::Invalid(format!(
+                        "{}: no config.json and {} GGUF files ({}); name the one to load",
+                        path.display(),
+                        many.len(),
+                        many.iter()
+                            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )))
+                }
+            }
+        }
         if path.is_dir() {
             Self::from_hf_dir(path)
         } else if path.exists() {
@@ -191,4 +210,18 @@ pub(crate) fn exact_ternary(w: &[f32]) -> Option<(Vec<i8>, f32)> {
         });
     }
     Some((trits, a))
+}
+
+/// The `.gguf` files directly inside `dir`, sorted.
+pub(crate) fn gguf_files_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && p.extension().and_then(|x| x.to_str()) == Some("gguf"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
 }
