@@ -69,6 +69,23 @@ r = client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=4, tem
 lp = r.choices[0].logprobs.content
 check("logprobs", len(lp) == 4 and len(lp[0].top_logprobs) == 2 and lp[0].logprob <= 0, lp)
 
+# Structured output: a JSON schema, the answer parses and validates.
+import json
+schema = {"type": "object", "properties": {"hero": {"type": "string", "maxLength": 10},
+          "age": {"type": "integer", "minimum": 1, "maximum": 9}},
+          "required": ["hero", "age"], "additionalProperties": False}
+r = client.chat.completions.create(
+    model=MODEL, messages=msgs, max_tokens=60, temperature=0.9, seed=4,
+    response_format={"type": "json_schema", "json_schema": {"name": "story", "schema": schema, "strict": True}})
+obj = json.loads(r.choices[0].message.content)
+check("json_schema output validates",
+      set(obj) == {"hero", "age"} and isinstance(obj["hero"], str) and len(obj["hero"]) <= 10
+      and isinstance(obj["age"], int) and 1 <= obj["age"] <= 9, r.choices[0].message.content)
+r = client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=40, temperature=0,
+                                   response_format={"type": "json_object"})
+check("json_object output parses", isinstance(json.loads(r.choices[0].message.content), dict),
+      r.choices[0].message.content)
+
 # Errors surface as the client's typed exceptions.
 try:
     client.completions.create(model="gpt-4", prompt="x", max_tokens=1)

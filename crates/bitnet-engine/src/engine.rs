@@ -161,6 +161,7 @@ impl<B: Backend> Engine<B> {
             arrival: 0,
             cached_tokens: 0,
             started: false,
+            constraint: req.constraint,
         };
         let sid = self.next_seq;
         self.next_seq += 1;
@@ -484,10 +485,12 @@ impl<B: Backend> Engine<B> {
                     s.sampler.config().clone(),
                     s.params.clone(),
                     s.cached_tokens,
+                    s.constraint.as_ref().map(|c| c.fork()),
                 ),
             )
         };
-        let (request, index, tokens, computed, blocks, hashes, cfg, params, cached) = template;
+        let (request, index, tokens, computed, blocks, hashes, cfg, params, cached, constraint) =
+            template;
         let mut out = Vec::new();
         for i in 1..=n {
             let mut cfg: SamplerConfig = cfg.clone();
@@ -528,6 +531,7 @@ impl<B: Backend> Engine<B> {
                                 arrival: 0,
                                 cached_tokens: 0,
                                 started: false,
+                                constraint: constraint.as_ref().map(|c| c.fork()),
                             },
                         );
                         self.waiting.push_front(sid);
@@ -553,6 +557,7 @@ impl<B: Backend> Engine<B> {
                     arrival: self.arrivals,
                     cached_tokens: cached,
                     started: false,
+                    constraint: constraint.as_ref().map(|c| c.fork()),
                 },
             );
             self.running.push(sid);
@@ -579,10 +584,26 @@ impl<B: Backend> Engine<B> {
         }
         let logprob = s.params.logprobs.map(|k| logprob_of(row, k));
         self.row.copy_from_slice(row);
+        // A grammar that cannot continue ends this choice only, never the batch.
+        if let Some(c) = &mut s.constraint {
+            if c.mask(&mut self.row).is_err() || self.row.iter().all(|&l| l == f32::NEG_INFINITY) {
+                let s = self.retire(id).expect("present");
+                return Ok(Some(event(
+                    &s,
+                    None,
+                    None,
+                    Some(FinishReason::Stop(StopReason::Grammar)),
+                )));
+            }
+        }
         let token = s
             .sampler
             .sample(&mut self.row, &s.tokens)
             .map_err(|e| EngineError::Sampling(e.to_string()))?;
+        let grammar_done = match &mut s.constraint {
+            Some(c) => c.consume(token).is_err() || c.is_stopped(),
+            None => false,
+        };
         let logprob = logprob.map(|(lse, top)| Logprob {
             logprob: row[token as usize] - lse,
             top,
@@ -591,6 +612,8 @@ impl<B: Backend> Engine<B> {
         self.stats.generated_tokens += 1;
         let finish = if s.params.stop_tokens.contains(&token) {
             Some(FinishReason::Stop(StopReason::Token(token)))
+        } else if grammar_done {
+            Some(FinishReason::Stop(StopReason::Grammar))
         } else if s.params.max_tokens.is_some_and(|m| s.generated() >= m) {
             Some(FinishReason::Length)
         } else if s.tokens.len() >= ctx {

@@ -6,6 +6,8 @@
 //!   bitnet-model's kernels.
 //! * [`engine`]: [`Engine`], the scheduler and step loop (continuous batching, chunked
 //!   prefill, admission by free blocks, preemption by recompute, cancellation, `n > 1`).
+//! * [`grammar`]: structured output — JSON schemas, Lark grammars and regexes compiled by
+//!   llguidance into per-sequence logit masks.
 //! * [`handle`]: [`EngineHandle`], the engine on its own thread with per-request event
 //!   channels, text and stop strings.
 //!
@@ -15,6 +17,7 @@
 
 pub mod backend;
 pub mod engine;
+pub mod grammar;
 pub mod handle;
 pub mod kv;
 mod request;
@@ -22,6 +25,7 @@ mod sequence;
 
 pub use backend::{Backend, CpuBackend, Geometry};
 pub use engine::{Engine, EngineConfig, EngineStats};
+pub use grammar::{Constraint, GrammarCompiler};
 pub use handle::{ChoiceEvent, EngineHandle, EventResult, Submission};
 pub use request::{Logprob, Request, RequestId, TokenEvent};
 
@@ -46,4 +50,6 @@ pub enum EngineError {
     Model(#[from] bitnet_model::ModelError),
     #[error("backend: {0}")]
     Backend(String),
+    #[error("grammar: {0}")]
+    Grammar(String),
 }

@@ -22,6 +22,9 @@ pub struct Request {
     /// With `Some(k)`: every generated token gets its log-probability under the model and the
     /// `k` most likely alternatives (the raw distribution, before sampling settings).
     pub logprobs: Option<usize>,
+    /// Structured output: only tokens this grammar allows are sampled (see
+    /// [`crate::GrammarCompiler`]); a choice ends when the grammar is complete.
+    pub constraint: Option<crate::grammar::Constraint>,
 }
 
 impl Request {
@@ -34,6 +37,7 @@ impl Request {
             stop_tokens: Vec::new(),
             n: 1,
             logprobs: None,
+            constraint: None,
         }
     }
 }

@@ -40,6 +40,8 @@ pub(crate) struct Seq {
     pub(crate) cached_tokens: usize,
     /// Whether this choice has produced its first event.
     pub(crate) started: bool,
+    /// Grammar state for structured output.
+    pub(crate) constraint: Option<crate::grammar::Constraint>,
 }
 
 impl Seq {

@@ -65,6 +65,8 @@ pub struct ModelText {
     pub template: Option<ChatTemplate>,
     /// Token ids that end a choice (EOS, EOT), unless a request sets `ignore_eos`.
     pub stop_tokens: Vec<u32>,
+    /// Compiles `response_format` schemas; `None` refuses structured output.
+    pub grammar: Option<Arc<bitnet_engine::GrammarCompiler>>,
 }
 
 /// Shared state of the handlers.

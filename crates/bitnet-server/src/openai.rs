@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bitnet_engine::{ChoiceEvent, EngineError, Logprob, Request, Submission};
+use bitnet_engine::{ChoiceEvent, Constraint, EngineError, Logprob, Request, Submission};
 use bitnet_generate::FinishReason;
 use bitnet_tokenizer::chat::Message;
 use serde_json::{json, Map, Value};
@@ -88,16 +88,52 @@ fn refuse_unsupported(o: &Map<String, Value>) -> Result<(), ApiError> {
             "tool calling is not supported by this server yet",
         ));
     }
-    if let Some(rf) = o.get("response_format").filter(|v| !v.is_null()) {
-        let ty = rf.get("type").and_then(Value::as_str);
-        if ty != Some("text") {
-            return Err(ApiError::param(
-                "response_format",
-                "only {\"type\": \"text\"} is supported yet (no constrained decoding)",
-            ));
-        }
-    }
     Ok(())
+}
+
+/// `response_format`: `text`, `json_object` or `json_schema`, compiled into a grammar
+/// constraint (an invalid schema is a 400 here, before anything runs).
+fn response_format(st: &AppState, o: &Map<String, Value>) -> Result<Option<Constraint>, ApiError> {
+    let Some(rf) = o.get("response_format").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let p = "response_format";
+    let schema = match rf.get("type").and_then(Value::as_str) {
+        Some("text") => return Ok(None),
+        Some("json_object") => json!({"type": "object"}),
+        Some("json_schema") => {
+            let js = rf.get("json_schema").ok_or_else(|| {
+                ApiError::param(
+                    p,
+                    "type json_schema needs a 'json_schema' object with a 'schema'",
+                )
+            })?;
+            match js.get("schema") {
+                Some(s @ Value::Object(_)) => s.clone(),
+                Some(Value::Bool(true)) | None => json!({}),
+                Some(other) => {
+                    return Err(ApiError::param(
+                        p,
+                        format!("'json_schema.schema' must be an object, got {other}"),
+                    ))
+                }
+            }
+        }
+        other => {
+            return Err(ApiError::param(
+                p,
+                format!("type {other:?}: expected \"text\", \"json_object\" or \"json_schema\""),
+            ))
+        }
+    };
+    let compiler =
+        st.text.grammar.as_ref().ok_or_else(|| {
+            ApiError::param(p, "structured output is not available for this model")
+        })?;
+    compiler
+        .json_schema(schema)
+        .map(Some)
+        .map_err(|e| ApiError::param(p, format!("the schema cannot be used: {e}")))
 }
 
 pub async fn chat(State(st): State<Arc<AppState>>, body: Body) -> Response {
@@ -182,7 +218,8 @@ async fn chat_inner(st: &Arc<AppState>, body: Body) -> Result<Response, ApiError
                 .map_err(|e| ApiError::param("messages", e))?
         }
     };
-    run(st, Kind::Chat, c, prompt, want).await
+    let constraint = response_format(st, &o)?;
+    run(st, Kind::Chat, c, prompt, want, constraint).await
 }
 
 async fn completions_inner(st: &Arc<AppState>, body: Body) -> Result<Response, ApiError> {
@@ -238,7 +275,8 @@ async fn completions_inner(st: &Arc<AppState>, body: Body) -> Result<Response, A
     if prompt.is_empty() {
         return Err(ApiError::param("prompt", "the prompt is empty"));
     }
-    run(st, Kind::Text, c, prompt, want).await
+    let constraint = response_format(st, &o)?;
+    run(st, Kind::Text, c, prompt, want, constraint).await
 }
 
 fn finish_str(f: &FinishReason) -> &'static str {
@@ -281,6 +319,7 @@ async fn run(
     c: Common,
     prompt: Vec<u32>,
     want: Option<WantLogprobs>,
+    constraint: Option<Constraint>,
 ) -> Result<Response, ApiError> {
     let sub = Submission {
         request: Request {
@@ -294,6 +333,7 @@ async fn run(
             },
             n: c.n,
             logprobs: want.map(|w| w.top),
+            constraint,
         },
         stop_strings: c.stop.clone(),
     };

@@ -51,6 +51,14 @@ async fn start(options: ServerOptions, parallel: usize) -> Option<Server> {
         tokenizer: tokenizer.clone(),
         template: None,
         stop_tokens: tokenizer.special_tokens().eog.clone(),
+        grammar: Some(Arc::new(
+            bitnet_engine::GrammarCompiler::new(
+                tokenizer.clone(),
+                model.config.vocab_size,
+                tokenizer.special_tokens().eos.unwrap(),
+            )
+            .unwrap(),
+        )),
     };
     let state = AppState::new(handle, text, options);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -408,7 +416,21 @@ async fn errors_have_openai_shape_and_status() {
             json!({"prompt": "x", "response_format": {"type": "json_schema"}}).to_string(),
             ok,
             400,
-            "supported",
+            "needs a 'json_schema'",
+            Some("response_format"),
+        ),
+        (
+            json!({"prompt": "x", "response_format": {"type": "yaml"}}).to_string(),
+            ok,
+            400,
+            "expected",
+            Some("response_format"),
+        ),
+        (
+            json!({"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "frob"}}}}).to_string(),
+            ok,
+            400,
+            "cannot be used",
             Some("response_format"),
         ),
         (

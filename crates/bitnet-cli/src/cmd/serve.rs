@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use bitnet_engine::{CpuBackend, Engine, EngineConfig, EngineHandle};
+use bitnet_engine::{CpuBackend, Engine, EngineConfig, EngineHandle, GrammarCompiler};
 use bitnet_server::{AppState, ModelText, ServerOptions};
 use bitnet_tokenizer::chat::ChatTemplate;
 
@@ -72,10 +72,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             None
         }
     };
+    let stop_tokens = loaded.stop_tokens();
+    // Structured output (response_format): a grammar compiler over the tokenizer; the token
+    // that ends a finished output is the end of turn, else the end of text.
+    let special = lt.tokenizer.special_tokens();
+    let grammar = match special.eot.or(special.eos).or(stop_tokens.first().copied()) {
+        Some(eos) => {
+            match GrammarCompiler::new(lt.tokenizer.clone(), loaded.model.config.vocab_size, eos) {
+                Ok(g) => Some(Arc::new(g)),
+                Err(e) => {
+                    eprintln!("note: structured output is unavailable: {e}");
+                    None
+                }
+            }
+        }
+        None => {
+            eprintln!(
+                "note: structured output is unavailable: the tokenizer has no end-of-text token"
+            );
+            None
+        }
+    };
     let text = ModelText {
         tokenizer: lt.tokenizer.clone(),
         template,
-        stop_tokens: loaded.stop_tokens(),
+        stop_tokens,
+        grammar,
     };
     let model_id = args.model_name.clone().unwrap_or_else(|| {
         loaded

@@ -35,6 +35,8 @@ pub enum StopReason {
     Token(u32),
     /// A string of [`GenerateConfig::stop_strings`] appeared in the text.
     String(String),
+    /// A grammar constraint (structured output) was complete, or could not continue.
+    Grammar,
 }
 
 /// Why generation ended.
