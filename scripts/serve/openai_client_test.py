@@ -86,6 +86,23 @@ r = client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=40, te
 check("json_object output parses", isinstance(json.loads(r.choices[0].message.content), dict),
       r.choices[0].message.content)
 
+# Tool calls: a forced call whose arguments parse and validate; the result sent back.
+tools = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}},
+                   "required": ["city"], "additionalProperties": False}}}]
+ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+r = client.chat.completions.create(model=MODEL, messages=ask, tools=tools, max_tokens=60, temperature=0,
+                                   tool_choice={"type": "function", "function": {"name": "get_weather"}})
+call = r.choices[0].message.tool_calls[0]
+args = json.loads(call.function.arguments)
+check("tool call", r.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather"
+      and set(args) == {"city"} and len(args["city"]) <= 12, r.choices[0])
+r = client.chat.completions.create(model=MODEL, tools=tools, max_tokens=30, temperature=0, messages=ask + [
+    {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+    {"role": "tool", "tool_call_id": call.id, "content": "sunny"}])
+check("tool result accepted", r.choices[0].finish_reason in ("stop", "length", "tool_calls"), r.choices[0])
+
 # Errors surface as the client's typed exceptions.
 try:
     client.completions.create(model="gpt-4", prompt="x", max_tokens=1)

@@ -14,6 +14,7 @@ mod error;
 mod metrics;
 mod openai;
 mod params;
+mod tools;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

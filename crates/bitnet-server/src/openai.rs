@@ -20,6 +20,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::error::ApiError;
 use crate::params::{self, Common};
+use crate::tools;
 use crate::AppState;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -76,19 +77,6 @@ fn engine_error(e: EngineError) -> ApiError {
         EngineError::Stopped => ApiError::unavailable("the engine has stopped"),
         other => ApiError::server(other.to_string()),
     }
-}
-
-/// Unsupported features are refused by name rather than silently ignored.
-fn refuse_unsupported(o: &Map<String, Value>) -> Result<(), ApiError> {
-    if o.get("tools")
-        .is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty()))
-    {
-        return Err(ApiError::param(
-            "tools",
-            "tool calling is not supported by this server yet",
-        ));
-    }
-    Ok(())
 }
 
 /// `response_format`: `text`, `json_object` or `json_schema`, compiled into a grammar
@@ -160,7 +148,6 @@ pub async fn completions(State(st): State<Arc<AppState>>, body: Body) -> Respons
 
 async fn chat_inner(st: &Arc<AppState>, body: Body) -> Result<Response, ApiError> {
     let o = read_body(st, body).await?;
-    refuse_unsupported(&o)?;
     let geo = st.handle.geometry();
     let c = params::common(&o, geo.vocab_size, st.handle.max_running(), None)?;
     check_model(st, &c)?;
@@ -202,10 +189,27 @@ async fn chat_inner(st: &Arc<AppState>, body: Body) -> Result<Response, ApiError
                 ))
             }
         };
-        messages.push(Message::new(
-            role,
-            params::content_text(m.get("content"), i)?,
-        ));
+        let mut content = params::content_text(m.get("content"), i)?;
+        if role == "assistant" && content.is_empty() {
+            if let Some(text) = m.get("tool_calls").and_then(tools::calls_as_text) {
+                content = text;
+            }
+        }
+        messages.push(Message::new(role, content));
+    }
+    let tool_spec = tools::parse(&o)?;
+    if let Some(spec) = &tool_spec {
+        if o.get("response_format").is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::param(
+                "response_format",
+                "cannot be combined with tools",
+            ));
+        }
+        let text = spec.system_prompt();
+        match messages.first_mut() {
+            Some(m) if m.role == "system" => m.content = format!("{}\n\n{text}", m.content),
+            _ => messages.insert(0, Message::system(text)),
+        }
     }
     let tok = st.text.tokenizer.as_ref();
     let prompt = match &st.text.template {
@@ -218,13 +222,37 @@ async fn chat_inner(st: &Arc<AppState>, body: Body) -> Result<Response, ApiError
                 .map_err(|e| ApiError::param("messages", e))?
         }
     };
-    let constraint = response_format(st, &o)?;
-    run(st, Kind::Chat, c, prompt, want, constraint).await
+    let constraint = match &tool_spec {
+        Some(spec) => {
+            let compiler = st.text.grammar.as_ref().ok_or_else(|| {
+                ApiError::param(
+                    "tools",
+                    "tool calling needs structured output, not available for this model",
+                )
+            })?;
+            Some(compiler.json_schema(spec.schema()).map_err(|e| {
+                ApiError::param(
+                    "tools",
+                    format!("the tools' parameter schemas cannot be used: {e}"),
+                )
+            })?)
+        }
+        None => response_format(st, &o)?,
+    };
+    run(
+        st,
+        Kind::Chat,
+        c,
+        prompt,
+        want,
+        constraint,
+        tool_spec.is_some(),
+    )
+    .await
 }
 
 async fn completions_inner(st: &Arc<AppState>, body: Body) -> Result<Response, ApiError> {
     let o = read_body(st, body).await?;
-    refuse_unsupported(&o)?;
     let geo = st.handle.geometry();
     let c = params::common(&o, geo.vocab_size, st.handle.max_running(), Some(16))?;
     check_model(st, &c)?;
@@ -275,8 +303,14 @@ async fn completions_inner(st: &Arc<AppState>, body: Body) -> Result<Response, A
     if prompt.is_empty() {
         return Err(ApiError::param("prompt", "the prompt is empty"));
     }
+    if o.get("tools").is_some_and(|t| !t.is_null()) {
+        return Err(ApiError::param(
+            "tools",
+            "tools are a chat completions feature",
+        ));
+    }
     let constraint = response_format(st, &o)?;
-    run(st, Kind::Text, c, prompt, want, constraint).await
+    run(st, Kind::Text, c, prompt, want, constraint, false).await
 }
 
 fn finish_str(f: &FinishReason) -> &'static str {
@@ -320,6 +354,7 @@ async fn run(
     prompt: Vec<u32>,
     want: Option<WantLogprobs>,
     constraint: Option<Constraint>,
+    tools: bool,
 ) -> Result<Response, ApiError> {
     let sub = Submission {
         request: Request {
@@ -361,9 +396,10 @@ async fn run(
             rx,
             prompt_tokens,
             want,
+            tools,
         ))
     } else {
-        collect(st, kind, c, rid, id, rx, prompt_tokens, want).await
+        collect(st, kind, c, rid, id, rx, prompt_tokens, want, tools).await
     }
 }
 
@@ -433,6 +469,7 @@ async fn collect(
     rx: UnboundedReceiver<bitnet_engine::EventResult>,
     prompt_tokens: usize,
     want: Option<WantLogprobs>,
+    tools: bool,
 ) -> Result<Response, ApiError> {
     let mut r = Receiver {
         rx,
@@ -484,14 +521,25 @@ async fn collect(
         .into_iter()
         .enumerate()
         .map(|(i, a)| {
-            let finish = a.finish.as_ref().map(finish_str);
+            let mut finish = a.finish.as_ref().map(finish_str);
             match kind {
-                Kind::Chat => json!({
-                    "index": i,
-                    "message": {"role": "assistant", "content": a.text},
-                    "logprobs": want.map(|_| json!({"content": a.chat_lp})),
-                    "finish_reason": finish,
-                }),
+                Kind::Chat => {
+                    let message = if tools {
+                        let (m, called) = tool_message(&rid, i, &a.text);
+                        if called {
+                            finish = Some("tool_calls");
+                        }
+                        m
+                    } else {
+                        json!({"role": "assistant", "content": a.text})
+                    };
+                    json!({
+                        "index": i,
+                        "message": message,
+                        "logprobs": want.map(|_| json!({"content": a.chat_lp})),
+                        "finish_reason": finish,
+                    })
+                }
                 Kind::Text => json!({
                     "index": i,
                     "text": a.text,
@@ -518,6 +566,25 @@ async fn collect(
     .into_response())
 }
 
+/// The assistant message of an answer under the tool grammar, and whether it calls a tool.
+fn tool_message(rid: &str, index: usize, text: &str) -> (Value, bool) {
+    match tools::parse_answer(text) {
+        tools::Parsed::Call { name, arguments } => (
+            json!({
+                "role": "assistant",
+                "content": null,
+                "tool_calls": [{
+                    "id": format!("call_{}_{index}", rid.rsplit('-').next().unwrap_or("0")),
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }],
+            }),
+            true,
+        ),
+        tools::Parsed::Text(t) => (json!({"role": "assistant", "content": t}), false),
+    }
+}
+
 fn timeout_error(st: &AppState) -> ApiError {
     ApiError::invalid(
         None,
@@ -540,6 +607,7 @@ fn stream(
     rx: UnboundedReceiver<bitnet_engine::EventResult>,
     prompt_tokens: usize,
     want: Option<WantLogprobs>,
+    tools: bool,
 ) -> Response {
     let (tx, out) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
     let object = if kind == Kind::Chat {
@@ -573,6 +641,9 @@ fn stream(
         let mut completion = 0usize;
         let mut cached = 0usize;
         let mut offsets = vec![0usize; c.n];
+        // Under the tool grammar the answer is sent whole at its end (as content or as a
+        // tool call), so text is held per choice until then.
+        let mut held = vec![String::new(); c.n];
         while open > 0 {
             let ev = tokio::select! {
                 n = r.next(&st) => n,
@@ -624,7 +695,10 @@ fn stream(
                 _ => None,
             };
             offsets[i] += ev.text.len();
-            if !ev.text.is_empty() || lp.is_some() {
+            if tools {
+                held[i].push_str(&ev.text);
+            }
+            if !tools && (!ev.text.is_empty() || lp.is_some()) {
                 let choice = match kind {
                     Kind::Chat => {
                         json!({"index": i, "delta": {"content": ev.text}, "logprobs": lp, "finish_reason": null})

@@ -409,7 +409,7 @@ async fn errors_have_openai_shape_and_status() {
             json!({"prompt": "x", "tools": [{"type": "function"}]}).to_string(),
             ok,
             400,
-            "not supported",
+            "chat completions feature",
             Some("tools"),
         ),
         (
