@@ -32,6 +32,10 @@ pub struct GgufHeader {
     /// Absolute offset of the data section.
     pub data_offset: u64,
     pub alignment: u64,
+    /// Index of each key in `metadata` and of each tensor name in `tensors` (lookups and
+    /// duplicate checks in constant time: a header of 10⁵ entries parses in milliseconds).
+    key_index: std::collections::HashMap<String, usize>,
+    tensor_index: std::collections::HashMap<String, usize>,
 }
 
 struct Cursor<'a> {
@@ -169,6 +173,7 @@ impl GgufHeader {
         }
 
         let mut metadata: Vec<(String, Value)> = Vec::with_capacity(n_kv as usize);
+        let mut key_index = std::collections::HashMap::with_capacity(n_kv as usize);
         for index in 0..n_kv {
             let key = c.string(&|| format!("key of metadata entry #{index}"))?;
             if key.is_empty() {
@@ -177,7 +182,7 @@ impl GgufHeader {
                     reason: "empty key".into(),
                 });
             }
-            if metadata.iter().any(|(k, _)| *k == key) {
+            if key_index.contains_key(&key) {
                 return Err(GgufError::BadKey {
                     index,
                     reason: format!("duplicate key {key:?}"),
@@ -189,10 +194,11 @@ impl GgufHeader {
                 type_id: tid,
             })?;
             let value = c.value(ty, &key, 0)?;
+            key_index.insert(key.clone(), metadata.len());
             metadata.push((key, value));
         }
 
-        let alignment = match metadata.iter().find(|(k, _)| k == "general.alignment") {
+        let alignment = match key_index.get("general.alignment").map(|&i| &metadata[i]) {
             None => DEFAULT_ALIGNMENT,
             Some((_, v)) => match v.as_u64() {
                 Some(a) if a > 0 && a.is_power_of_two() && a <= 1 << 20 => a,
@@ -206,6 +212,7 @@ impl GgufHeader {
         };
 
         let mut tensors: Vec<TensorInfo> = Vec::with_capacity(n_tensors as usize);
+        let mut tensor_index = std::collections::HashMap::with_capacity(n_tensors as usize);
         for index in 0..n_tensors {
             let name = c.string(&|| format!("name of tensor #{index}"))?;
             let what = || format!("info of tensor {name:?}");
@@ -247,12 +254,13 @@ impl GgufHeader {
                     ),
                 });
             }
-            if tensors.iter().any(|t| t.name == name) {
+            if tensor_index.contains_key(&name) {
                 return Err(GgufError::BadTensor {
                     name,
                     reason: "duplicate tensor name".into(),
                 });
             }
+            tensor_index.insert(name.clone(), tensors.len());
             tensors.push(TensorInfo {
                 name,
                 dims,
@@ -303,17 +311,19 @@ impl GgufHeader {
             tensors,
             data_offset,
             alignment,
+            key_index,
+            tensor_index,
         })
     }
 
     /// A metadata value by key.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.key_index.get(key).map(|&i| &self.metadata[i].1)
     }
 
     /// A tensor info by name.
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
-        self.tensors.iter().find(|t| t.name == name)
+        self.tensor_index.get(name).map(|&i| &self.tensors[i])
     }
 
     /// `general.architecture`, if present.

@@ -17,6 +17,8 @@ struct PendingTensor {
 #[derive(Default)]
 pub struct GgufWriter {
     metadata: Vec<(String, Value)>,
+    /// Position of each key in `metadata`.
+    key_index: std::collections::HashMap<String, usize>,
     tensors: Vec<PendingTensor>,
 }
 
@@ -28,9 +30,10 @@ impl GgufWriter {
     /// Add (or replace) a metadata key.
     pub fn add_kv(&mut self, key: impl Into<String>, value: Value) -> &mut Self {
         let key = key.into();
-        if let Some(slot) = self.metadata.iter_mut().find(|(k, _)| *k == key) {
-            slot.1 = value;
+        if let Some(&i) = self.key_index.get(&key) {
+            self.metadata[i].1 = value;
         } else {
+            self.key_index.insert(key.clone(), self.metadata.len());
             self.metadata.push((key, value));
         }
         self

@@ -122,6 +122,20 @@ impl Config {
                 return bad(key, "implies a matrix too large to address".into());
             }
         }
+        for (key, id) in [
+            ("bos_token_id", self.bos_token_id),
+            ("eos_token_id", self.eos_token_id),
+        ] {
+            if let Some(id) = id.filter(|&id| id as usize >= self.vocab_size) {
+                return bad(
+                    key,
+                    format!(
+                        "{id} is not a token id below the vocabulary size {}",
+                        self.vocab_size
+                    ),
+                );
+            }
+        }
         if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return bad(
                 "num_key_value_heads",

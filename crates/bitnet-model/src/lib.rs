@@ -42,7 +42,7 @@ pub use batch::Segment;
 pub use config::{Activation, Arch, Config, RopeStyle};
 pub use error::{ModelError, Result};
 pub use forward::Logits;
-pub use load::{config_from_path, is_gguf};
+pub use load::{config_from_path, is_gguf, set_allow_nonfinite};
 pub use state::{KvType, State};
 pub use weights::{Layer, Linear, Proj, Weights};
 

@@ -140,6 +140,14 @@ pub(crate) struct LinearScratch {
     pub(crate) margin: Option<Vec<f32>>,
 }
 
+/// Memory the system can still give (Linux `MemAvailable`); `None` where unknown.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
 pub(crate) fn shape_of(c: &Config) -> [usize; 8] {
     [
         c.vocab_size,
@@ -245,6 +253,28 @@ impl State {
         let max_in = c.dim.max(c.ffn_dim).max(c.q_dim());
         let half = c.head_dim / 2;
         let cache = c.n_layers * kv_rows * c.kv_dim();
+        // What this state will hold, checked against the memory the machine has free
+        // before any of it is allocated.
+        let elem = match kv {
+            KvType::F32 => 4u128,
+            KvType::F16 => 2,
+        };
+        let need: u128 = 2 * cache as u128 * elem
+            + 4 * (2 * context as u128 * half as u128 + c.n_heads as u128 * context as u128)
+            + 4 * max_batch as u128
+                * (3 * c.dim + 2 * max_in + 3 * c.q_dim() + 2 * c.kv_dim() + 2 * c.ffn_dim) as u128
+            + 4 * logit_rows as u128 * c.vocab_size as u128;
+        if let Some(avail) = available_memory() {
+            if need > avail as u128 {
+                let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
+                return Err(ModelError::Invalid(format!(
+                    "a KV cache of {kv_rows} positions (context {context}) needs {:.1} GiB, more \
+                     than the {:.1} GiB of memory available; use a smaller context (-c)",
+                    gib(need),
+                    gib(avail as u128)
+                )));
+            }
+        }
         let mut rope_cos = vec![0f32; context * half];
         let mut rope_sin = vec![0f32; context * half];
         crate::ops::rope_table(

@@ -26,6 +26,13 @@ use crate::error::{Result, TokenizerError};
 use crate::loader::LoadedTokenizer;
 use crate::{Segment, Tokenizer};
 
+/// Instructions one template render may run.
+const TEMPLATE_FUEL: u64 = 5_000_000;
+/// Bytes a render may write beyond 4× the messages' text. (Checked after rendering: a
+/// template that builds a huge string in a few instructions, doubling it in a loop, is not
+/// stopped by either bound.)
+const TEMPLATE_OUTPUT_BASE: usize = 1 << 20;
+
 /// One chat message.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Message {
@@ -160,6 +167,9 @@ impl ChatTemplate {
     /// the template under those names.
     pub fn from_jinja(source: &str, bos_token: &str, eos_token: &str) -> Result<ChatTemplate> {
         let mut env = Environment::new();
+        // A template from a model file is untrusted code: bound the work one render may do
+        // (a few thousand instructions per message is typical) and refuse runaway output.
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -393,13 +403,28 @@ impl ChatTemplate {
             )),
             Kind::Jinja(env) => {
                 let t = env.get_template("chat").map_err(tmpl_err)?;
-                t.render(minijinja::context! {
-                    messages => messages,
-                    add_generation_prompt => add_generation_prompt,
-                    bos_token => &self.bos_token,
-                    eos_token => &self.eos_token,
-                })
-                .map_err(tmpl_err)
+                let out = t
+                    .render(minijinja::context! {
+                        messages => messages,
+                        add_generation_prompt => add_generation_prompt,
+                        bos_token => &self.bos_token,
+                        eos_token => &self.eos_token,
+                    })
+                    .map_err(tmpl_err)?;
+                let limit = TEMPLATE_OUTPUT_BASE
+                    + 4 * messages
+                        .iter()
+                        .map(|m| m.content.len() + m.role.len())
+                        .sum::<usize>();
+                if out.len() > limit {
+                    return Err(TokenizerError::Template(format!(
+                        "the chat template wrote {} bytes for {} bytes of messages; refusing \
+                         (more than {limit})",
+                        out.len(),
+                        messages.iter().map(|m| m.content.len()).sum::<usize>()
+                    )));
+                }
+                Ok(out)
             }
         }
     }
@@ -485,4 +510,40 @@ fn render_builtin(f: BuiltinFormat, bos: &str, messages: &[Message], add_gen: bo
         }
     }
     s
+}
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+
+    /// A template that loops for ever (or nearly) stops with an error, quickly.
+    #[test]
+    fn runaway_templates_are_stopped() {
+        let msgs = [Message::user("hi")];
+        let t0 = std::time::Instant::now();
+        for src in [
+            "{% for a in range(10000) %}{% for b in range(10000) %}{% for c in range(10000) %}x{% endfor %}{% endfor %}{% endfor %}",
+            "{{ 'x' * 3000000 }}",
+        ] {
+            let t = ChatTemplate::from_jinja(src, "", "").unwrap();
+            let e = match t.render(&msgs, true) {
+                Ok(out) => panic!("rendered {} bytes", out.len()),
+                Err(e) => e.to_string(),
+            };
+            assert!(e.contains("fuel") || e.contains("refusing"), "{e}");
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t0.elapsed()
+        );
+        // An ordinary template is unaffected.
+        let t = ChatTemplate::from_jinja(
+            "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}",
+            "",
+            "",
+        )
+        .unwrap();
+        assert_eq!(t.render(&msgs, false).unwrap(), "user: hi\n");
+    }
 }

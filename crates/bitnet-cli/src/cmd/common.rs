@@ -36,6 +36,10 @@ pub struct ModelArgs {
     /// 2B4T-shaped model, for faster decode (the head is the largest matrix read per token).
     #[arg(long, value_name = "KIND", default_value = "f16", value_parser = ["f16", "q8"])]
     pub head: String,
+    /// Load float tensors holding NaN or infinite values (refused by default: such a model
+    /// generates garbage) with a warning.
+    #[arg(long)]
+    pub allow_nonfinite: bool,
 }
 
 /// Sampling flags, named and defaulted as in llama.cpp.
@@ -264,6 +268,10 @@ pub fn load(args: &ModelArgs) -> anyhow::Result<Loaded> {
     if let Some(n) = args.threads {
         check_threads(n)?;
         bitnet_kernels::set_num_threads(n);
+    }
+    if args.allow_nonfinite {
+        bitnet_model::set_allow_nonfinite(true);
+        eprintln!("warning: --allow-nonfinite: tensors holding NaN or infinite values are loaded as they are");
     }
     let t0 = Instant::now();
     let path = resolve_model(&args.model)?;

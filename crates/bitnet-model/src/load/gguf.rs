@@ -74,6 +74,13 @@ pub(crate) fn config_from_gguf(f: &GgufFile) -> Result<Config> {
 
     let dim = need_u64(f, &k("embedding_length"))?;
     let n_heads = need_u64(f, &k("attention.head_count"))?;
+    if n_heads == 0 {
+        return Err(ModelError::BadKey {
+            file,
+            key: k("attention.head_count"),
+            reason: "must be positive".into(),
+        });
+    }
     let n_kv_heads = get_u64(f, &k("attention.head_count_kv"))?.map_or(n_heads, |v| v as usize);
     let head_dim = match get_u64(f, &k("attention.key_length"))? {
         Some(v) => v as usize,
@@ -115,7 +122,17 @@ pub(crate) fn config_from_gguf(f: &GgufFile) -> Result<Config> {
             })?
         }
     };
-    let token_id = |key: &str| -> Result<Option<u32>> { Ok(get_u64(f, key)?.map(|v| v as u32)) };
+    let token_id = |key: &str| -> Result<Option<u32>> {
+        match get_u64(f, key)? {
+            None => Ok(None),
+            Some(v) if v < vocab_size as u64 => Ok(Some(v as u32)),
+            Some(v) => Err(ModelError::BadKey {
+                file: file.clone(),
+                key: key.to_string(),
+                reason: format!("{v} is not a token id below the vocabulary size {vocab_size}"),
+            }),
+        }
+    };
 
     let config = Config {
         arch: spec.arch,
@@ -225,12 +242,14 @@ impl<'f> GgufSource<'f> {
     }
 
     fn floats(&self, info: &TensorInfo) -> Result<Vec<f32>> {
-        bitnet_quants::dequantize(
+        let v = bitnet_quants::dequantize(
             info.ggml_type,
             self.f.tensor_data(info),
             info.n_elements() as usize,
         )
-        .map_err(self.quant_err(&info.name))
+        .map_err(self.quant_err(&info.name))?;
+        super::check_finite(&self.file, &info.name, &v)?;
+        Ok(v)
     }
 
     fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>> {
@@ -249,7 +268,8 @@ impl<'f> GgufSource<'f> {
                 .tensor_data(info)
                 .chunks_exact(2)
                 .map(|b| f16::from_le_bytes([b[0], b[1]]))
-                .collect();
+                .collect::<Vec<_>>();
+            super::check_finite_f16(&self.file, &info.name, &data)?;
             return Ok(DenseMatrix::F16 { rows, cols, data });
         }
         Ok(DenseMatrix::F32 {

@@ -103,11 +103,13 @@ impl<'a> Json<'a> {
             Some(Value::Array(a)) if a.is_empty() => Ok(None),
             Some(Value::Array(a)) => a[0]
                 .as_u64()
-                .map(|x| Some(x as u32))
-                .ok_or_else(|| self.bad(k, "expected token ids")),
+                .and_then(|x| u32::try_from(x).ok())
+                .map(Some)
+                .ok_or_else(|| self.bad(k, format!("expected token ids, found {}", a[0]))),
             Some(v) => v
                 .as_u64()
-                .map(|x| Some(x as u32))
+                .and_then(|x| u32::try_from(x).ok())
+                .map(Some)
                 .ok_or_else(|| self.bad(k, format!("expected a token id, found {v}"))),
         }
     }
@@ -352,7 +354,9 @@ impl HfSource {
     fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>> {
         let e = self.entry(name)?;
         self.check_shape(e, &[len])?;
-        self.set.to_f32(e)
+        let v = self.set.to_f32(e)?;
+        super::check_finite(&self.file_of(e), &e.name, &v)?;
+        Ok(v)
     }
 
     /// `[rows × cols]` float matrix: F16 stays F16; BF16 becomes F16 when every value is
@@ -366,10 +370,12 @@ impl HfSource {
                 .data(e)
                 .chunks_exact(2)
                 .map(|b| half::f16::from_le_bytes([b[0], b[1]]))
-                .collect();
+                .collect::<Vec<_>>();
+            super::check_finite_f16(&self.file_of(e), &e.name, &data)?;
             return Ok(DenseMatrix::F16 { rows, cols, data });
         }
         let data = self.set.to_f32(e)?;
+        super::check_finite(&self.file_of(e), &e.name, &data)?;
         if e.dtype == Dtype::BF16 {
             let h: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
             if h.iter().zip(&data).all(|(a, &b)| a.to_f32() == b) {
@@ -403,6 +409,13 @@ fn module_name(i: usize, role: Role) -> String {
         Role::Down => "mlp.down_proj",
     };
     format!("model.layers.{i}.{m}")
+}
+
+impl HfSource {
+    /// Tensors in the weight files.
+    pub(crate) fn n_tensors(&self) -> usize {
+        self.set.tensors().count()
+    }
 }
 
 impl Source for HfSource {

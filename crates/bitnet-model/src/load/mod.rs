@@ -46,6 +46,69 @@ pub(crate) trait Source: Sync {
     fn output_norm(&self, dim: usize) -> Result<Vec<f32>>;
 }
 
+static ALLOW_NONFINITE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Load float tensors that hold NaN or ±∞ instead of refusing them (a model that has them
+/// generates garbage; this exists to inspect such files). Process-wide; off by default.
+pub fn set_allow_nonfinite(allow: bool) {
+    ALLOW_NONFINITE.store(allow, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Refuse a float tensor holding NaN or ±∞ (unless allowed), naming it and the first bad
+/// element.
+pub(crate) fn check_finite(file: &str, name: &str, v: &[f32]) -> Result<()> {
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(i) if !ALLOW_NONFINITE.load(std::sync::atomic::Ordering::Relaxed) => {
+            Err(ModelError::BadTensor {
+                file: file.to_string(),
+                name: name.to_string(),
+                reason: format!(
+                    "element {i} is {} (the tensor holds NaN or infinite values; pass \
+                 --allow-nonfinite to load it anyway)",
+                    if v[i].is_nan() { "NaN" } else { "infinite" }
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`check_finite`] for f16 data.
+pub(crate) fn check_finite_f16(file: &str, name: &str, v: &[half::f16]) -> Result<()> {
+    match v.iter().position(|x| x.to_bits() & 0x7c00 == 0x7c00) {
+        Some(i) => check_finite(file, name, &[v[i].to_f32()]).map_err(|e| match e {
+            ModelError::BadTensor { file, name, reason } => ModelError::BadTensor {
+                file,
+                name,
+                reason: reason.replacen("element 0", &format!("element {i}"), 1),
+            },
+            e => e,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Refuse a layer count that the source's tensors cannot back, before anything is sized
+/// from it (each layer has at least 9 tensors).
+pub(crate) fn check_layer_count(
+    file: &str,
+    key: &str,
+    n_layers: usize,
+    n_tensors: usize,
+) -> Result<()> {
+    if n_layers.saturating_mul(9) > n_tensors {
+        return Err(ModelError::BadKey {
+            file: file.to_string(),
+            key: key.to_string(),
+            reason: format!(
+                "{n_layers} layers, but the weights hold only {n_tensors} tensors (each layer \
+                 needs at least 9)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Assemble all weights of `config` from `src`.
 pub(crate) fn load_weights(src: &dyn Source, config: &Config) -> Result<Weights> {
     // Layers decode independently (unpacking and repacking dominate load time): spread them
@@ -146,6 +209,12 @@ impl Model {
     /// Load from an open GGUF file.
     pub fn from_gguf(file: &bitnet_gguf::GgufFile) -> Result<Model> {
         let config = gguf::config_from_gguf(file)?;
+        check_layer_count(
+            &file.path().display().to_string(),
+            &format!("{}.block_count", config.arch_name),
+            config.n_layers,
+            file.tensors().len(),
+        )?;
         let src = gguf::GgufSource::new(file);
         let weights = load_weights(&src, &config)?;
         Ok(Model { config, weights })
@@ -156,6 +225,12 @@ impl Model {
         let dir = dir.as_ref();
         let (config, quant) = hf::read_config(dir)?;
         let src = hf::HfSource::open(dir, &config, quant)?;
+        check_layer_count(
+            &dir.join("config.json").display().to_string(),
+            "num_hidden_layers",
+            config.n_layers,
+            src.n_tensors(),
+        )?;
         let weights = load_weights(&src, &config)?;
         Ok(Model { config, weights })
     }
