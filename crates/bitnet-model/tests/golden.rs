@@ -199,13 +199,18 @@ fn run(prefix: &str) {
     };
     let tmp = tempfile::tempdir().unwrap();
     let mut compared = 0;
+    let mut listed = 0;
+    let ci = std::env::var("CI").as_deref() == Ok("true");
     for case in cases() {
         let name = case["name"].as_str().unwrap();
         if !name.starts_with(prefix) {
             continue;
         }
+        listed += 1;
         let refs = reference(name);
         if refs.is_empty() {
+            // A case listed in cases.json must have its reference: missing fixtures fail CI.
+            assert!(!ci, "no transformers fixture for {name} in {}", fixture_dir().display());
             eprintln!("SKIPPED: no transformers fixture for {name} yet");
             continue;
         }
@@ -220,6 +225,12 @@ fn run(prefix: &str) {
         compared += 1;
     }
     eprintln!("{compared} {prefix}* cases compared");
+    // Never a silent pass: the manifest lists cases of this kind and they were compared.
+    assert!(listed > 0, "scripts/golden/cases.json lists no {prefix}* case");
+    assert!(compared > 0, "no {prefix}* case had a fixture to compare");
+    if ci {
+        assert_eq!(compared, listed, "{prefix}*: {listed} cases listed, {compared} compared");
+    }
 }
 
 /// Real trained models (measured: ≤ 3e-7 for 3M; 1.9e-4 on one 1M prompt, the same as

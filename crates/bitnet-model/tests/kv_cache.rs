@@ -5,11 +5,13 @@ mod common;
 
 use bitnet_model::{argmax, rel_l2, Logits, Model, ModelError, State};
 
+/// The models every test here runs on; empty only when the shared data is absent outside CI
+/// (`common::shared` prints SKIPPED then, and fails under `CI=true`).
 fn models() -> Vec<(&'static str, Model)> {
     let Some(s) = common::shared() else {
         return Vec::new();
     };
-    vec![
+    let v = vec![
         (
             "tinystories-3m",
             Model::load(s.join("data/real-models/bitllama2c-tinystories-3m")).unwrap(),
@@ -18,7 +20,9 @@ fn models() -> Vec<(&'static str, Model)> {
             "bitnetcpp-tiny I2_S",
             Model::load(s.join("data/bitnetcpp/tiny/model-i2_s.gguf")).unwrap(),
         ),
-    ]
+    ];
+    assert_eq!(v.len(), 2, "both models must load");
+    v
 }
 
 const IDS: [u32; 12] = [1, 17, 300, 42, 5, 99, 250, 7, 400, 3, 3, 128];
