@@ -210,7 +210,11 @@ fn run(prefix: &str) {
         let refs = reference(name);
         if refs.is_empty() {
             // A case listed in cases.json must have its reference: missing fixtures fail CI.
-            assert!(!ci, "no transformers fixture for {name} in {}", fixture_dir().display());
+            assert!(
+                !ci,
+                "no transformers fixture for {name} in {}",
+                fixture_dir().display()
+            );
             eprintln!("SKIPPED: no transformers fixture for {name} yet");
             continue;
         }
@@ -226,10 +230,16 @@ fn run(prefix: &str) {
     }
     eprintln!("{compared} {prefix}* cases compared");
     // Never a silent pass: the manifest lists cases of this kind and they were compared.
-    assert!(listed > 0, "scripts/golden/cases.json lists no {prefix}* case");
+    assert!(
+        listed > 0,
+        "scripts/golden/cases.json lists no {prefix}* case"
+    );
     assert!(compared > 0, "no {prefix}* case had a fixture to compare");
     if ci {
-        assert_eq!(compared, listed, "{prefix}*: {listed} cases listed, {compared} compared");
+        assert_eq!(
+            compared, listed,
+            "{prefix}*: {listed} cases listed, {compared} compared"
+        );
     }
 }
 
