@@ -182,3 +182,41 @@ fn non_finite_float_tensors_are_refused() {
     w.write(&p).unwrap();
     refused(&p, &["blk.1.ffn_norm.weight", "NaN"]);
 }
+
+/// A loaded model owns its weights (repacked or copied out of the memory map, which is
+/// closed when loading returns): truncating or replacing the file afterwards cannot fault.
+#[test]
+fn a_file_truncated_after_loading_does_not_matter() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in [Format::GgufI2s, Format::HfPacked] {
+        let p = tiny(dir.path(), format);
+        let m = Model::load(&p).unwrap();
+        let mut st = m.new_state(16).unwrap();
+        let before = m
+            .forward(&mut st, &[1, 2, 3], 0, bitnet_model::Logits::Last)
+            .unwrap()
+            .to_vec();
+        let file = if format.is_gguf() {
+            p.clone()
+        } else {
+            p.join("model.safetensors")
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        st.reset();
+        let after = m
+            .forward(&mut st, &[1, 2, 3], 0, bitnet_model::Logits::Last)
+            .unwrap();
+        assert_eq!(before, after);
+        // And loading the truncated file is an error naming it.
+        let e = Model::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains(file.file_name().unwrap().to_str().unwrap()) || e.contains("truncated"),
+            "{e}"
+        );
+    }
+}
