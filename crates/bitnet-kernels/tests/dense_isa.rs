@@ -252,3 +252,43 @@ fn q8_head_accuracy_is_measurable() {
     let (kl, same) = logit_divergence(&[0.0, 2.0], &[2.0, 0.0]);
     assert!(!same && kl > 1.0);
 }
+
+/// The batched engine relies on it: a token's row of `matmul` is bit for bit what `matvec`
+/// gives for that token alone, on every path, whatever the batch size (token tiles and
+/// remainders) and column count (vector tails).
+#[test]
+fn dense_matmul_rows_are_bit_identical_to_matvec() {
+    let mut rng = Rng(21);
+    for (rows, cols) in [(300, 37), (70, 2563), (33, 16)] {
+        let w16: Vec<f16> = (0..rows * cols).map(|_| f16::from_f32(rng.f32())).collect();
+        let m16 = DenseMatrix::F16 {
+            rows,
+            cols,
+            data: w16.clone(),
+        };
+        let m32 = DenseMatrix::F32 {
+            rows,
+            cols,
+            data: w16.iter().map(|v| v.to_f32()).collect(),
+        };
+        for n in [1usize, 2, 3, 4, 5, 8, 9] {
+            let x = rng.f32s(n * cols);
+            for isa in available_isas() {
+                for (m, what) in [(&m16, "f16"), (&m32, "f32")] {
+                    let mut all = vec![0f32; n * rows];
+                    m.matmul_with(isa, &x, n, &mut all);
+                    for t in 0..n {
+                        let mut one = vec![0f32; rows];
+                        m.matvec_with(isa, &x[t * cols..(t + 1) * cols], &mut one);
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(
+                            bits(&all[t * rows..(t + 1) * rows]),
+                            bits(&one),
+                            "{what} {isa} {rows}x{cols} n={n} t={t}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -161,7 +161,31 @@ impl DenseMatrix {
         parallel_for(n_tasks, |task| {
             let r0 = task * ROWS_PER_TASK;
             let r1 = (r0 + ROWS_PER_TASK).min(rows);
-            for t in 0..n {
+            let mut t_first = 0;
+            // F16 on AVX2: tokens in tiles, each weight row widened once per tile (same
+            // per-token sums as below, so the results are the same bits).
+            #[cfg(target_arch = "x86_64")]
+            if let (DenseMatrix::F16 { data, .. }, Isa::Avx2) = (self, isa) {
+                let tile = x86::F16_TOKENS;
+                while t_first + tile <= n {
+                    // SAFETY: AVX2 is available (isa was clamped); this task owns rows r0..r1
+                    // of every token's output in `out` (n × rows), which outlives the pool.
+                    unsafe {
+                        x86::f16_rows_avx2_tokens(
+                            &data[r0 * cols..r1 * cols],
+                            cols,
+                            x,
+                            t_first,
+                            outp.0,
+                            rows,
+                            r0,
+                            r1 - r0,
+                        )
+                    };
+                    t_first += tile;
+                }
+            }
+            for t in t_first..n {
                 let xt = &x[t * cols..(t + 1) * cols];
                 // SAFETY: tasks own disjoint row ranges r0..r1; for token t these are
                 // out[t·rows + r0 .. t·rows + r1], inside `out`, which outlives parallel_for.

@@ -171,6 +171,79 @@ unsafe fn f16_avx2<const N: usize>(w: *const f16, c: usize, x: &[f32]) -> [f32; 
     })
 }
 
+/// One f16 row against `T` token vectors at once (AVX2 + F16C): the row is widened once per
+/// 16 columns and used by every token. Per token the accumulation is exactly
+/// [`f16_avx2`]'s (two 8-lane accumulators, same order, same tail), so each result equals
+/// what the one-token kernel gives.
+///
+/// # Safety
+/// AVX2/F16C/FMA; `w` points at `c` readable halves; every `xs[t]` has `c` floats.
+#[target_feature(enable = "avx2,f16c,fma")]
+unsafe fn f16_avx2_tokens<const T: usize>(w: *const f16, c: usize, xs: [&[f32]; T]) -> [f32; T] {
+    let mut acc = [[_mm256_setzero_ps(); 2]; T];
+    let full = c / 16 * 16;
+    let mut k = 0;
+    while k < full {
+        // SAFETY: k + 16 <= c for the row and every token.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(k + PF_HALVES) as *const i8);
+            let p = w.add(k) as *const __m128i;
+            let w0 = _mm256_cvtph_ps(_mm_loadu_si128(p));
+            let w1 = _mm256_cvtph_ps(_mm_loadu_si128(p.add(1)));
+            for (t, a) in acc.iter_mut().enumerate() {
+                let xp = xs[t].as_ptr();
+                a[0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xp.add(k)), a[0]);
+                a[1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xp.add(k + 8)), a[1]);
+            }
+        }
+        k += 16;
+    }
+    std::array::from_fn(|t| {
+        let mut s = hsum256(_mm256_add_ps(acc[t][0], acc[t][1]));
+        for j in full..c {
+            // SAFETY: j < c within the row.
+            s += unsafe { (*w.add(j)).to_f32() } * xs[t][j];
+        }
+        s
+    })
+}
+
+/// Token tile of [`f16_rows_avx2_tokens`].
+pub(super) const F16_TOKENS: usize = 4;
+
+/// `out[t·rows_total + r] = Σ_c w[r·cols + c]·x[t·cols + c]` for rows of `w` (`out_rows`
+/// rows, written at `row0` of each token's output) and `F16_TOKENS` tokens of `x` starting at
+/// token `t0`; results bit-identical to [`f16_rows_avx2`] per token.
+///
+/// # Safety
+/// AVX2/F16C/FMA available; `w.len() == out_rows · cols`; `x` holds tokens `t0..t0+4` of
+/// `cols` floats; `out` points at an `n × rows_total` buffer the caller owns rows
+/// `row0..row0+out_rows` of for these tokens.
+#[target_feature(enable = "avx2,f16c,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn f16_rows_avx2_tokens(
+    w: &[f16],
+    cols: usize,
+    x: &[f32],
+    t0: usize,
+    out: *mut f32,
+    rows_total: usize,
+    row0: usize,
+    out_rows: usize,
+) {
+    debug_assert_eq!(w.len(), out_rows * cols);
+    let xs: [&[f32]; F16_TOKENS] =
+        std::array::from_fn(|t| &x[(t0 + t) * cols..(t0 + t + 1) * cols]);
+    for r in 0..out_rows {
+        // SAFETY: row r exists; features forwarded.
+        let v = unsafe { f16_avx2_tokens::<F16_TOKENS>(w[r * cols..].as_ptr(), cols, xs) };
+        for (t, &val) in v.iter().enumerate() {
+            // SAFETY: (t0 + t, row0 + r) lies in the caller's part of `out`.
+            unsafe { *out.add((t0 + t) * rows_total + row0 + r) = val };
+        }
+    }
+}
+
 /// `N` f32 rows (AVX2).
 ///
 /// # Safety
