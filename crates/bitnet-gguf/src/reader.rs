@@ -38,9 +38,15 @@ pub struct GgufHeader {
     tensor_index: std::collections::HashMap<String, usize>,
 }
 
+/// Most metadata array elements one header may hold in all (a 256k-token vocabulary with
+/// scores, types and merges needs about 1M): 2²² elements cost at most 128 MiB as `Value`s.
+pub const MAX_ARRAY_ELEMENTS: u64 = 1 << 22;
+
 struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Array elements read so far (see [`MAX_ARRAY_ELEMENTS`]).
+    array_elems: u64,
 }
 
 impl<'a> Cursor<'a> {
@@ -132,6 +138,17 @@ impl<'a> Cursor<'a> {
                         len: self.buf.len() as u64,
                     });
                 }
+                // Each element becomes a 32-byte `Value`: bound what one header may cost.
+                self.array_elems = self.array_elems.saturating_add(n);
+                if self.array_elems > MAX_ARRAY_ELEMENTS {
+                    return Err(GgufError::BadValue {
+                        key: key.to_string(),
+                        reason: format!(
+                            "metadata arrays hold more than {MAX_ARRAY_ELEMENTS} elements in all \
+                             (this one {n}); refusing to expand them"
+                        ),
+                    });
+                }
                 let mut items = Vec::with_capacity(n as usize);
                 for _ in 0..n {
                     items.push(self.value(et, key, depth + 1)?);
@@ -146,7 +163,11 @@ impl GgufHeader {
     /// Parse the header from the first bytes of a file (`buf` may be the whole file).
     /// Tensor extents are checked against `file_len` (pass `buf.len()` for a whole file).
     pub fn parse(buf: &[u8], file_len: u64) -> Result<GgufHeader> {
-        let mut c = Cursor { buf, pos: 0 };
+        let mut c = Cursor {
+            buf,
+            pos: 0,
+            array_elems: 0,
+        };
         let magic: [u8; 4] = c.array(&|| "magic".into())?;
         if &magic != b"GGUF" {
             return Err(GgufError::BadMagic(magic));

@@ -161,6 +161,43 @@ fn many_keys_and_tensors_parse_in_linear_time() {
     );
 }
 
+/// A 64 MiB metadata array (64M one-byte elements) is refused quickly instead of being
+/// expanded into 64M 32-byte values.
+#[test]
+fn huge_metadata_arrays_are_refused_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Written byte by byte (GGUF v3): two keys, the second an array of 64M u8.
+    let mut b = Vec::with_capacity((64 << 20) + 128);
+    b.extend_from_slice(b"GGUF");
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes()); // tensors
+    b.extend_from_slice(&2u64.to_le_bytes()); // keys
+    let key = |b: &mut Vec<u8>, k: &str| {
+        b.extend_from_slice(&(k.len() as u64).to_le_bytes());
+        b.extend_from_slice(k.as_bytes());
+    };
+    key(&mut b, "general.architecture");
+    b.extend_from_slice(&8u32.to_le_bytes()); // string
+    key(&mut b, "bitnet-b1.58");
+    key(&mut b, "junk.bytes");
+    b.extend_from_slice(&9u32.to_le_bytes()); // array
+    b.extend_from_slice(&0u32.to_le_bytes()); // of u8
+    b.extend_from_slice(&(64u64 << 20).to_le_bytes());
+    b.resize(b.len() + (64 << 20), 7);
+    let p = dir.path().join("bigarray.gguf");
+    std::fs::write(&p, &b).unwrap();
+    let t0 = Instant::now();
+    let e = GgufFile::open(&p)
+        .err()
+        .expect("a 64M-element array was accepted");
+    assert!(e.to_string().contains("junk.bytes"), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    // A real vocabulary's arrays (Llama 3: 128,256 tokens, 280k merges) stay far below.
+    if let Some(v) = bitnet_testdata::shared_file("data/gguf-vocab/ggml-vocab-gpt-2.gguf") {
+        GgufFile::open(v).unwrap();
+    }
+}
+
 #[test]
 fn non_finite_float_tensors_are_refused() {
     let dir = tempfile::tempdir().unwrap();
