@@ -33,6 +33,9 @@ pub struct Args {
     /// Kernel threads (default: all cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
+    /// Output head: f16 (as stored) or q8 (int8 with per-row scales, made at load).
+    #[arg(long, default_value = "f16", value_parser = ["f16", "q8"])]
+    pub head: String,
 }
 
 fn ids(seed: u64, n: usize, vocab: usize) -> Vec<u32> {
@@ -59,7 +62,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(t) = args.threads {
         bitnet_kernels::set_num_threads(t);
     }
-    let (model, label) = super::bench::load(&args.model)?;
+    let (mut model, label) = super::bench::load(&args.model)?;
+    if args.head == "q8" {
+        model.quantize_head_q8();
+    }
     let model = Arc::new(model);
     let vocab = model.config.vocab_size;
     let streams: Vec<usize> = args
@@ -92,7 +98,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )?)
     };
     println!(
-        "model {label}, {} threads, prompt {} + {} generated tokens per stream, batch {}",
+        "model {label}, {} head, {} threads, prompt {} + {} generated tokens per stream, batch {}",
+        args.head,
         bitnet_kernels::num_threads(),
         args.n_prompt,
         args.n_gen,

@@ -145,7 +145,10 @@ impl DenseMatrix {
         let (rows, cols) = (self.rows(), self.cols());
         assert_eq!(x.len(), n * cols, "matmul: x length != n × cols");
         assert_eq!(out.len(), n * rows, "matmul: out length != n × rows");
-        if n == 1 || matches!(self, DenseMatrix::Q8(_)) {
+        if let DenseMatrix::Q8(m) = self {
+            return m.matmul_with(isa, x, n, out);
+        }
+        if n == 1 {
             for t in 0..n {
                 self.matvec_with(
                     isa,
