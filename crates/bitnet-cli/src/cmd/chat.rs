@@ -20,7 +20,7 @@ use bitnet_model::Model;
 use bitnet_tokenizer::chat::{ChatTemplate, Message};
 use bitnet_tokenizer::{StreamDecoder, Tokenizer};
 
-use super::common::{self, ModelArgs, SamplingArgs};
+use super::common::{self, LoadedExt, ModelArgs, SamplingArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -144,7 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let loaded = common::load(&args.model)?;
     let lt = loaded.require_tokenizer("chat")?;
     let tok = lt.tokenizer.as_ref();
-    let template = match ChatTemplate::from_loaded(lt) {
+    let template = match loaded.chat_template() {
         Ok(t) => {
             if let Some(note) = t.override_note() {
                 eprintln!("note: {note}");

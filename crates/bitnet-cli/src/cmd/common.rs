@@ -3,15 +3,14 @@
 //! defaults, and the Ctrl-C handler.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bitnet_generate::{parse_logit_bias, SamplerConfig, TokenDecoder};
-use bitnet_model::Model;
-use bitnet_tokenizer::{load_tokenizer, LoadedTokenizer};
+use bitnet_tokenizer::LoadedTokenizer;
 
 /// Where the model comes from and how it runs.
 #[derive(clap::Args, Debug, Clone)]
@@ -130,32 +129,18 @@ impl SamplingArgs {
     }
 }
 
-/// A loaded model, its tokenizer (if one was found) and the KV cache size to use.
-pub struct Loaded {
-    pub model: Model,
-    /// `None` when the model carries no tokenizer and `--tokenizer` was not given;
-    /// `tokenizer_error` then says why.
-    pub tokenizer: Option<LoadedTokenizer>,
-    pub tokenizer_error: Option<String>,
-    /// Local path the model was loaded from.
-    pub path: PathBuf,
-    /// Context (KV cache positions) to allocate.
-    pub context: usize,
-    /// Wall time of resolving + loading model and tokenizer.
-    pub load_ms: f64,
+/// A loaded model, its tokenizer (if one was found) and the KV cache size to use: the
+/// shared policy of `bitnet-runtime`.
+pub use bitnet_runtime::Loaded;
+
+/// CLI helpers on a [`Loaded`] model.
+pub trait LoadedExt {
+    /// The tokenizer, or a clear error naming what was tried and the flags that help.
+    fn require_tokenizer(&self, why: &str) -> anyhow::Result<&LoadedTokenizer>;
 }
 
-impl Loaded {
-    /// Token ids that end generation: the tokenizer's EOS/EOT set, else the model config's EOS.
-    pub fn stop_tokens(&self) -> Vec<u32> {
-        match &self.tokenizer {
-            Some(t) => t.tokenizer.special_tokens().eog.clone(),
-            None => self.model.config.eos_token_id.into_iter().collect(),
-        }
-    }
-
-    /// The tokenizer, or a clear error naming what was tried.
-    pub fn require_tokenizer(&self, why: &str) -> anyhow::Result<&LoadedTokenizer> {
+impl LoadedExt for Loaded {
+    fn require_tokenizer(&self, why: &str) -> anyhow::Result<&LoadedTokenizer> {
         match &self.tokenizer {
             Some(t) => Ok(t),
             None => bail!(
@@ -188,23 +173,6 @@ fn spinner(msg: String) -> Option<indicatif::ProgressBar> {
     pb.set_message(msg);
     pb.enable_steady_tick(Duration::from_millis(100));
     Some(pb)
-}
-
-/// The weight files of a model: the GGUF itself, or a folder's `*.safetensors`.
-fn weight_files(path: &Path) -> Vec<PathBuf> {
-    if !path.is_dir() {
-        return vec![path.to_path_buf()];
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("safetensors"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
 }
 
 /// Files at least this large get a byte progress bar while they are read.
@@ -241,112 +209,45 @@ fn read_with_progress(files: &[PathBuf], total: u64) {
     pb.finish_and_clear();
 }
 
-/// A MODEL argument as a local path: an existing file or folder as is, otherwise a Hugging Face
-/// repo id fetched into (or found in) the HF cache, honouring HF_HOME, HF_ENDPOINT, HF_TOKEN and
-/// HF_HUB_OFFLINE.
+/// A MODEL argument as a local path (see [`bitnet_runtime::resolve_model`]).
 pub fn resolve_model(spec: &str) -> anyhow::Result<std::path::PathBuf> {
-    let opts = bitnet_hub::HubOptions::from_env();
-    bitnet_hub::resolve_model(spec, &opts).with_context(|| format!("cannot open model '{spec}'"))
-}
-
-/// `-t/--threads N`: at least 1; more than the machine has is allowed with a warning (and at
-/// most 1024).
-pub fn check_threads(n: usize) -> anyhow::Result<()> {
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    if n == 0 || n > 1024 {
-        bail!("--threads {n}: must be between 1 and 1024 (this machine has {cores} cores)");
-    }
-    if n > cores {
-        eprintln!("warning: --threads {n} is more than the {cores} cores available; the kernels will time-slice");
-    }
-    Ok(())
+    Ok(bitnet_runtime::resolve_model(spec)?)
 }
 
 /// Resolves `args.model` (local path or hub repo id), loads the model and its tokenizer,
-/// sets the thread count and picks the context size.
+/// sets the thread count and picks the context size — `bitnet-runtime`'s policy — with a
+/// byte progress bar and a spinner on a terminal, and its notes printed as warnings.
 pub fn load(args: &ModelArgs) -> anyhow::Result<Loaded> {
-    if let Some(n) = args.threads {
-        check_threads(n)?;
-        bitnet_kernels::set_num_threads(n);
-    }
-    if args.allow_nonfinite {
-        bitnet_model::set_allow_nonfinite(true);
-        eprintln!("warning: --allow-nonfinite: tensors holding NaN or infinite values are loaded as they are");
-    }
-    let t0 = Instant::now();
-    let path = resolve_model(&args.model)?;
-    let files = weight_files(&path);
-    let bytes: u64 = files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
-    read_with_progress(&files, bytes);
-    let pb = spinner(format!(
-        "loading {} ({:.1} MiB)",
-        path.display(),
-        bytes as f64 / (1024.0 * 1024.0)
-    ));
-    let model = Model::load(&path);
+    let opts = bitnet_runtime::LoadOptions {
+        model: args.model.clone(),
+        tokenizer: args.tokenizer.clone(),
+        ctx_size: args.ctx_size,
+        threads: args.threads,
+        head_q8: args.head == "q8",
+        allow_nonfinite: args.allow_nonfinite,
+    };
+    let mut pb = None;
+    let loaded = bitnet_runtime::load(&opts, &mut |path, files| {
+        let bytes: u64 = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        read_with_progress(files, bytes);
+        pb = spinner(format!(
+            "loading {} ({:.1} MiB)",
+            path.display(),
+            bytes as f64 / (1024.0 * 1024.0)
+        ));
+    });
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    let mut model = model.with_context(|| format!("loading model {}", path.display()))?;
-    if args.head == "q8" {
-        model.quantize_head_q8();
+    let loaded = loaded?;
+    for n in &loaded.notes {
+        eprintln!("warning: {n}");
     }
-    let (tokenizer, tokenizer_error) = match &args.tokenizer {
-        Some(t) => {
-            let loaded = load_tokenizer(t)
-                .with_context(|| format!("loading the tokenizer {}", t.display()))?;
-            (Some(loaded), None)
-        }
-        None => match load_tokenizer(&path) {
-            Ok(t) => (Some(t), None),
-            Err(e) => (None, Some(e.to_string())),
-        },
-    };
-    let mut tokenizer = tokenizer;
-    if let Some(t) = tokenizer.as_mut() {
-        // A tokenizer file on its own does not say which model it belongs to: the model's
-        // architecture then picks the built-in chat format.
-        if t.architecture.is_none() {
-            t.architecture = Some(model.config.arch_name.clone());
-        }
-    }
-    if let Some(t) = &tokenizer {
-        let n = t.tokenizer.vocab_size();
-        if n > model.config.vocab_size {
-            eprintln!(
-                "warning: the tokenizer ({}) has {n} tokens but the model only {}; ids past the \
-                 model's vocabulary cannot be generated",
-                t.source.display(),
-                model.config.vocab_size
-            );
-        }
-    }
-    let max = model.config.max_context.max(1);
-    let context = match args.ctx_size {
-        None => max.min(4096),
-        Some(0) => max,
-        Some(n) => {
-            if n > max {
-                eprintln!(
-                    "warning: --ctx-size {n} is larger than the {max} positions the model was \
-                     trained for; output past that is unreliable"
-                );
-            }
-            n
-        }
-    };
-    Ok(Loaded {
-        model,
-        tokenizer,
-        tokenizer_error,
-        path,
-        context,
-        load_ms: t0.elapsed().as_secs_f64() * 1000.0,
-    })
+    Ok(loaded)
 }
 
 /// Parses `--prompt-ids`: comma (or space) separated token ids, each below `vocab`.

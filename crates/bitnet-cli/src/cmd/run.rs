@@ -13,7 +13,7 @@ use bitnet_generate::{
 use bitnet_tokenizer::chat::{ChatTemplate, Message};
 use bitnet_tokenizer::StreamDecoder;
 
-use super::common::{self, Loaded, ModelArgs, NoText, SamplingArgs};
+use super::common::{self, Loaded, LoadedExt, ModelArgs, NoText, SamplingArgs};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use bitnet_engine::{CpuBackend, Engine, EngineConfig, EngineHandle, GrammarCompiler};
+use bitnet_engine::{CpuBackend, Engine, EngineConfig, EngineHandle};
 use bitnet_server::{AppState, ModelText, ServerOptions};
-use bitnet_tokenizer::chat::ChatTemplate;
 
-use super::common::{self, ModelArgs};
+use super::common::{self, LoadedExt, ModelArgs};
 
 #[derive(clap::Args)]
 #[command(after_long_help = "Examples:\n  \
@@ -60,7 +59,7 @@ const BLOCK: usize = 16;
 pub fn run(args: Args) -> anyhow::Result<()> {
     let loaded = common::load(&args.model)?;
     let lt = loaded.require_tokenizer("serve")?;
-    let template = match ChatTemplate::from_loaded(lt) {
+    let template = match loaded.chat_template() {
         Ok(t) => {
             if let Some(note) = t.override_note() {
                 eprintln!("note: {note}");
@@ -72,31 +71,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             None
         }
     };
-    let stop_tokens = loaded.stop_tokens();
-    // Structured output (response_format): a grammar compiler over the tokenizer; the token
-    // that ends a finished output is the end of turn, else the end of text.
-    let special = lt.tokenizer.special_tokens();
-    let grammar = match special.eot.or(special.eos).or(stop_tokens.first().copied()) {
-        Some(eos) => {
-            match GrammarCompiler::new(lt.tokenizer.clone(), loaded.model.config.vocab_size, eos) {
-                Ok(g) => Some(Arc::new(g)),
-                Err(e) => {
-                    eprintln!("note: structured output is unavailable: {e}");
-                    None
-                }
-            }
-        }
-        None => {
-            eprintln!(
-                "note: structured output is unavailable: the tokenizer has no end-of-text token"
-            );
+    // Structured output (response_format, tools): a grammar compiler over the tokenizer.
+    let grammar = match loaded.grammar() {
+        Ok(g) => Some(g),
+        Err(e) => {
+            eprintln!("note: structured output and tools are unavailable: {e}");
             None
         }
     };
     let text = ModelText {
         tokenizer: lt.tokenizer.clone(),
         template,
-        stop_tokens,
+        stop_tokens: loaded.stop_tokens(),
         grammar,
     };
     let model_id = args.model_name.clone().unwrap_or_else(|| {
