@@ -221,6 +221,13 @@ impl<B: Backend> Engine<B> {
     /// (through the prefix cache where its blocks survive).
     fn preempt(&mut self, id: SeqId) {
         self.running.retain(|&r| r != id);
+        self.drop_blocks(id);
+        self.waiting.push_front(id);
+        self.stats.preemptions += 1;
+    }
+
+    /// Release every block of `id`; nothing of it is computed any more.
+    fn drop_blocks(&mut self, id: SeqId) {
         if let Some(seq) = self.seqs.get_mut(&id) {
             for &b in &seq.blocks {
                 self.blocks.release(b);
@@ -229,8 +236,6 @@ impl<B: Backend> Engine<B> {
             seq.hashes.clear();
             seq.computed = 0;
         }
-        self.waiting.push_front(id);
-        self.stats.preemptions += 1;
     }
 
     /// Make `seq`'s blocks cover `end` positions; false if the pool ran out (what was
@@ -351,14 +356,7 @@ impl<B: Backend> Engine<B> {
             let k = self.fit(id, computed, want);
             if k == 0 {
                 // Not even one token fits: give the prefix blocks back and wait.
-                if let Some(s) = self.seqs.get_mut(&id) {
-                    for &b in &s.blocks {
-                        self.blocks.release(b);
-                    }
-                    s.blocks.clear();
-                    s.hashes.clear();
-                    s.computed = 0;
-                }
+                self.drop_blocks(id);
                 break;
             }
             self.waiting.pop_front();

@@ -165,22 +165,35 @@ impl EngineHandle {
     }
 }
 
+/// What the engine thread holds besides the engine.
+struct Worker<B: Backend> {
+    engine: Engine<B>,
+    tokenizer: Option<Arc<dyn Tokenizer>>,
+    active: HashMap<u64, Active>,
+    by_engine: HashMap<RequestId, u64>,
+    /// Events are sent after the stats snapshot is updated, so a client that reads its last
+    /// event sees gauges that already count its sequence as gone.
+    outbox: Vec<(UnboundedSender<EventResult>, EventResult)>,
+}
+
 fn run<B: Backend>(
-    mut engine: Engine<B>,
+    engine: Engine<B>,
     rx: mpsc::Receiver<Command>,
     stats: Arc<Mutex<EngineStats>>,
     tokenizer: Option<Arc<dyn Tokenizer>>,
 ) {
-    let mut active: HashMap<u64, Active> = HashMap::new();
-    let mut by_engine: HashMap<RequestId, u64> = HashMap::new();
+    let mut w = Worker {
+        engine,
+        tokenizer,
+        active: HashMap::new(),
+        by_engine: HashMap::new(),
+        outbox: Vec::new(),
+    };
     let mut draining = false;
-    // Events are sent after the stats snapshot is updated, so a client that reads its last
-    // event sees gauges that already count its sequence as gone.
-    let mut outbox: Vec<(UnboundedSender<EventResult>, EventResult)> = Vec::new();
     loop {
         // Wait for work when idle; otherwise take what has arrived and step.
         let mut cmds = Vec::new();
-        if !engine.has_work() {
+        if !w.engine.has_work() {
             if draining {
                 break;
             }
@@ -199,100 +212,89 @@ fn run<B: Backend>(
                         let _ = events.send(Err("the server is shutting down".into()));
                         continue;
                     }
-                    let sub = *sub;
-                    let n = sub.request.n;
-                    match engine.add(sub.request) {
-                        Ok(eid) => {
-                            by_engine.insert(eid, id);
-                            active.insert(
-                                id,
-                                Active {
-                                    engine_id: eid,
-                                    events,
-                                    choices: HashMap::new(),
-                                    stop_strings: sub.stop_strings,
-                                    open: n,
-                                },
-                            );
-                        }
-                        Err(e) => {
-                            let _ = events.send(Err(e.to_string()));
-                        }
-                    }
+                    w.submit(id, *sub, events);
                 }
                 Command::Cancel(id) => {
-                    if let Some(a) = active.get(&id) {
-                        let evs = engine.cancel(a.engine_id);
-                        deliver(
-                            &mut engine,
-                            &mut active,
-                            &mut by_engine,
-                            &tokenizer,
-                            evs,
-                            &mut outbox,
-                        );
+                    if let Some(eid) = w.active.get(&id).map(|a| a.engine_id) {
+                        w.cancel(eid);
                     }
                 }
                 Command::Shutdown => draining = true,
             }
         }
         // Clients that went away: cancel their requests (frees their blocks).
-        let gone: Vec<RequestId> = active
+        let gone: Vec<RequestId> = w
+            .active
             .values()
             .filter(|a| a.events.is_closed())
             .map(|a| a.engine_id)
             .collect();
         for eid in gone {
-            let evs = engine.cancel(eid);
-            deliver(
-                &mut engine,
-                &mut active,
-                &mut by_engine,
-                &tokenizer,
-                evs,
-                &mut outbox,
-            );
+            w.cancel(eid);
         }
-        if engine.has_work() {
-            match catch_unwind(AssertUnwindSafe(|| engine.step())) {
-                Ok(Ok(evs)) => deliver(
-                    &mut engine,
-                    &mut active,
-                    &mut by_engine,
-                    &tokenizer,
-                    evs,
-                    &mut outbox,
-                ),
-                Ok(Err(e)) => fail_all(&mut engine, &mut active, &mut by_engine, &e.to_string()),
-                Err(_) => fail_all(
-                    &mut engine,
-                    &mut active,
-                    &mut by_engine,
-                    "internal error in the engine step",
-                ),
+        if w.engine.has_work() {
+            match catch_unwind(AssertUnwindSafe(|| w.engine.step())) {
+                Ok(Ok(evs)) => w.deliver(evs),
+                Ok(Err(e)) => w.fail_all(&e.to_string()),
+                Err(_) => w.fail_all("internal error in the engine step"),
             }
         }
         if let Ok(mut s) = stats.lock() {
-            *s = engine.stats();
+            *s = w.engine.stats();
         }
-        for (tx, ev) in outbox.drain(..) {
+        for (tx, ev) in w.outbox.drain(..) {
             let _ = tx.send(ev);
         }
     }
 }
 
-/// End every request with an error and free the engine.
-fn fail_all<B: Backend>(
-    engine: &mut Engine<B>,
-    active: &mut HashMap<u64, Active>,
-    by_engine: &mut HashMap<RequestId, u64>,
-    msg: &str,
-) {
-    for (_, a) in active.drain() {
-        engine.cancel(a.engine_id);
-        let _ = a.events.send(Err(msg.to_string()));
+impl<B: Backend> Worker<B> {
+    fn submit(&mut self, id: u64, sub: Submission, events: UnboundedSender<EventResult>) {
+        let n = sub.request.n;
+        match self.engine.add(sub.request) {
+            Ok(eid) => {
+                self.by_engine.insert(eid, id);
+                self.active.insert(
+                    id,
+                    Active {
+                        engine_id: eid,
+                        events,
+                        choices: HashMap::new(),
+                        stop_strings: sub.stop_strings,
+                        open: n,
+                    },
+                );
+            }
+            Err(e) => {
+                let _ = events.send(Err(e.to_string()));
+            }
+        }
     }
-    by_engine.clear();
+
+    fn cancel(&mut self, engine_id: RequestId) {
+        let evs = self.engine.cancel(engine_id);
+        self.deliver(evs);
+    }
+
+    /// End every request with an error and free the engine.
+    fn fail_all(&mut self, msg: &str) {
+        for (_, a) in self.active.drain() {
+            self.engine.cancel(a.engine_id);
+            let _ = a.events.send(Err(msg.to_string()));
+        }
+        self.by_engine.clear();
+    }
+
+    fn deliver(&mut self, evs: Vec<crate::request::TokenEvent>) {
+        deliver(
+            &mut self.engine,
+            &mut self.active,
+            &mut self.by_engine,
+            &self.tokenizer,
+            evs,
+            &mut self.outbox,
+        );
+    }
 }
 
 /// Turn engine events into text events on each request's channel.

@@ -324,6 +324,16 @@ fn piece(st: &AppState, id: u32) -> String {
     String::from_utf8_lossy(&st.text.tokenizer.token_to_piece(id, true)).into_owned()
 }
 
+/// Text completions' `top_logprobs` entry: `{token text: logprob}`.
+fn top_map(st: &AppState, lp: &Logprob) -> Value {
+    Value::Object(
+        lp.top
+            .iter()
+            .map(|&(i, l)| (piece(st, i), json!(l)))
+            .collect(),
+    )
+}
+
 fn chat_logprobs(st: &AppState, token: u32, lp: &Logprob) -> Value {
     let entry = |id: u32, l: f32| {
         let p = piece(st, id);
@@ -386,21 +396,38 @@ async fn run(
         },
         st.created
     );
-    if c.stream {
-        Ok(stream(
-            st.clone(),
-            kind,
-            c,
-            rid,
-            id,
-            rx,
-            prompt_tokens,
-            want,
-            tools,
-        ))
+    let job = Job {
+        st: st.clone(),
+        kind,
+        c,
+        rid,
+        id,
+        rx,
+        prompt_tokens,
+        want,
+        tools,
+    };
+    if job.c.stream {
+        Ok(stream(job))
     } else {
-        collect(st, kind, c, rid, id, rx, prompt_tokens, want, tools).await
+        collect(job).await
     }
+}
+
+/// One submitted request, as the answering code needs it.
+struct Job {
+    st: Arc<AppState>,
+    kind: Kind,
+    c: Common,
+    /// Response id (`chatcmpl-…` / `cmpl-…`).
+    rid: String,
+    /// The engine handle's id, for cancelling.
+    id: u64,
+    rx: UnboundedReceiver<bitnet_engine::EventResult>,
+    prompt_tokens: usize,
+    want: Option<WantLogprobs>,
+    /// Answers are under the tool grammar.
+    tools: bool,
 }
 
 /// Receives the next event, observing latency metrics and the request deadline.
@@ -459,18 +486,19 @@ fn usage(prompt: usize, completion: usize, cached: usize) -> Value {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn collect(
-    st: &Arc<AppState>,
-    kind: Kind,
-    c: Common,
-    rid: String,
-    id: u64,
-    rx: UnboundedReceiver<bitnet_engine::EventResult>,
-    prompt_tokens: usize,
-    want: Option<WantLogprobs>,
-    tools: bool,
-) -> Result<Response, ApiError> {
+async fn collect(job: Job) -> Result<Response, ApiError> {
+    let Job {
+        st,
+        kind,
+        c,
+        rid,
+        id,
+        rx,
+        prompt_tokens,
+        want,
+        tools,
+    } = job;
+    let st = &st;
     let mut r = Receiver {
         rx,
         start: Instant::now(),
@@ -501,11 +529,7 @@ async fn collect(
                         a.lp_offset.push(a.text.len());
                         a.lp_tokens.push(piece(st, t));
                         a.lp_values.push(lp.logprob);
-                        let mut m = Map::new();
-                        for &(i, l) in &lp.top {
-                            m.insert(piece(st, i), json!(l));
-                        }
-                        a.lp_top.push(Value::Object(m));
+                        a.lp_top.push(top_map(st, lp));
                     }
                 }
             }
@@ -597,18 +621,18 @@ fn timeout_error(st: &AppState) -> ApiError {
     .with_code("timeout")
 }
 
-#[allow(clippy::too_many_arguments)]
-fn stream(
-    st: Arc<AppState>,
-    kind: Kind,
-    c: Common,
-    rid: String,
-    id: u64,
-    rx: UnboundedReceiver<bitnet_engine::EventResult>,
-    prompt_tokens: usize,
-    want: Option<WantLogprobs>,
-    tools: bool,
-) -> Response {
+fn stream(job: Job) -> Response {
+    let Job {
+        st,
+        kind,
+        c,
+        rid,
+        id,
+        rx,
+        prompt_tokens,
+        want,
+        tools,
+    } = job;
     let (tx, out) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
     let object = if kind == Kind::Chat {
         "chat.completion.chunk"
@@ -685,11 +709,7 @@ fn stream(
                 (Some(t), Some(lp), Some(_)) => Some(match kind {
                     Kind::Chat => json!({"content": [chat_logprobs(&st, t, lp)]}),
                     Kind::Text => {
-                        let mut m = Map::new();
-                        for &(id, l) in &lp.top {
-                            m.insert(piece(&st, id), json!(l));
-                        }
-                        json!({"tokens": [piece(&st, t)], "token_logprobs": [lp.logprob], "top_logprobs": [m], "text_offset": [offsets[i]]})
+                        json!({"tokens": [piece(&st, t)], "token_logprobs": [lp.logprob], "top_logprobs": [top_map(&st, lp)], "text_offset": [offsets[i]]})
                     }
                 }),
                 _ => None,
