@@ -280,8 +280,20 @@ impl<B: Backend> Engine<B> {
         seq.cached_tokens = seq.computed;
     }
 
-    /// Decide this step's batch.
+    /// Decide this step's batch. When nothing at all can run (running prefills hold every
+    /// block between them), the newest running sequence is preempted until one can.
     fn schedule(&mut self) -> Vec<Planned> {
+        loop {
+            let plan = self.schedule_once();
+            if !plan.is_empty() || self.running.len() <= 1 {
+                return plan;
+            }
+            let newest = *self.running.last().expect("more than one running");
+            self.preempt(newest);
+        }
+    }
+
+    fn schedule_once(&mut self) -> Vec<Planned> {
         let mut plan: Vec<Planned> = Vec::new();
         let mut budget = self.geo.max_batch_tokens;
         let mut preempted = false;

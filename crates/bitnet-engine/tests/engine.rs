@@ -513,3 +513,30 @@ fn json_schema_constrained_output_parses_and_validates() {
         .is_err());
     h.shutdown();
 }
+
+/// Two long prompts prefilled chunk by chunk in a pool too small for both: when neither can
+/// take another chunk, the newer one is preempted instead of the engine stalling.
+#[test]
+fn prefills_that_exhaust_the_pool_do_not_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = synth_model(dir.path());
+    let v = model.config.vocab_size;
+    let reqs: Vec<Request> = (0..2)
+        .map(|i| Request::new(tokens(70 + i, 48, v), SamplerConfig::greedy(), Some(4)))
+        .collect();
+    // 8 blocks of 8 = 64 positions; chunks of 8 tokens, 16 tokens a step.
+    let backend = CpuBackend::new(model.clone(), 8, 8, 16, 2, 64).unwrap();
+    let mut e = Engine::new(
+        backend,
+        EngineConfig {
+            max_running: 2,
+            prefill_chunk: 8,
+            prefix_cache: false,
+        },
+    )
+    .unwrap();
+    let got = drive(&mut e, &reqs, &[0, 0]);
+    assert_eq!(assert_same_as_alone(&model, &reqs, &got, 64), 8);
+    assert!(e.stats().preemptions > 0);
+    assert_eq!(e.stats().blocks_used, 0);
+}
