@@ -3,6 +3,7 @@
 
 use bitnet_kernels::{active_isa, quantize_activations, TernaryMatrix};
 
+use crate::hook::{QuantCall, QuantSite};
 use crate::ops::{gated_act, rmsnorm, rmsnorm_inplace, rope, softmax, KvElem};
 use crate::state::{shape_of, HeadScratch, KvCache, LinearScratch};
 use crate::weights::{Linear, Proj};
@@ -26,27 +27,29 @@ fn linear(
     norm_eps: f32,
     sc: &mut LinearScratch,
     out: &mut [f32],
+    site: (usize, QuantSite),
 ) {
     let (cols, rows) = (lin.in_features(), lin.out_features());
     let x = &x[..n * cols];
     let out = &mut out[..n * rows];
+    let (xn, mut q) = sc.split();
     let src: &[f32] = match &lin.input_norm {
         Some(w) => {
-            for (xi, oi) in x.chunks_exact(cols).zip(sc.xn.chunks_exact_mut(cols)) {
+            for (xi, oi) in x.chunks_exact(cols).zip(xn.chunks_exact_mut(cols)) {
                 rmsnorm(xi, w, norm_eps, oi);
             }
-            &sc.xn[..n * cols]
+            &xn[..n * cols]
         }
         None => x,
     };
     match &lin.proj {
         Proj::Ternary(m) => {
-            quantize_rows(src, cols, n, &mut sc.xq, &mut sc.xs, &mut sc.margin);
-            let xq = &sc.xq[..n * cols];
+            quantize_rows(src, cols, n, &mut q, site);
+            let xq = &q.xq[..n * cols];
             if n == 1 {
-                m.matvec(xq, sc.xs[0], out);
+                m.matvec(xq, q.xs[0], out);
             } else {
-                m.matmul(xq, &sc.xs[..n], out);
+                m.matmul(xq, &q.xs[..n], out);
             }
         }
         Proj::Dense(m) => {
@@ -59,28 +62,57 @@ fn linear(
     }
 }
 
-/// Per-token int8 quantization of `src` (`[n × cols]`) into `xq` (`[n × cols]`) and `xs`
-/// (`[n]`), updating the rounding margins when they are tracked.
+/// Per-token int8 quantization of `src` (`[n × cols]`) into `sc.xq` (`[n × cols]`) and
+/// `sc.xs` (`[n]`); then the instrumentation hook, if any, sees (and may edit) the result.
 fn quantize_rows(
     src: &[f32],
     cols: usize,
     n: usize,
-    xq: &mut [i8],
-    xs: &mut [f32],
-    margin: &mut Option<Vec<f32>>,
+    sc: &mut QuantOut<'_>,
+    site: (usize, QuantSite),
 ) {
     let src = &src[..n * cols];
     for ((xi, qi), si) in src
         .chunks_exact(cols)
-        .zip(xq[..n * cols].chunks_exact_mut(cols))
-        .zip(xs.iter_mut())
+        .zip(sc.xq[..n * cols].chunks_exact_mut(cols))
+        .zip(sc.xs.iter_mut())
     {
         *si = quantize_activations(xi, qi);
     }
-    if let Some(margin) = margin {
-        for ((xi, &si), mi) in src.chunks_exact(cols).zip(xs.iter()).zip(margin.iter_mut()) {
-            *mi = mi.min(rounding_margin(xi, si));
-        }
+    if let Some(hook) = sc.hook.as_mut() {
+        let call = QuantCall {
+            layer: site.0,
+            site: site.1,
+            positions: &sc.positions[..n],
+            cols,
+            src,
+            scales: &sc.xs[..n],
+        };
+        hook.quantized(&call, &mut sc.xq[..n * cols]);
+    }
+}
+
+/// The parts of [`LinearScratch`] a quantization writes (borrowed apart from `xn`, which
+/// may be its input).
+struct QuantOut<'a> {
+    xq: &'a mut [i8],
+    xs: &'a mut [f32],
+    positions: &'a [usize],
+    hook: &'a mut Option<Box<dyn crate::hook::QuantHook>>,
+}
+
+impl LinearScratch {
+    /// The input-norm buffer and the quantization outputs, borrowed apart.
+    fn split(&mut self) -> (&mut [f32], QuantOut<'_>) {
+        (
+            &mut self.xn,
+            QuantOut {
+                xq: &mut self.xq,
+                xs: &mut self.xs,
+                positions: &self.positions,
+                hook: &mut self.hook,
+            },
+        )
     }
 }
 
@@ -96,6 +128,7 @@ fn linear_many<const K: usize>(
     norm_eps: f32,
     sc: &mut LinearScratch,
     outs: [&mut [f32]; K],
+    site: (usize, QuantSite),
 ) {
     fn ternary(l: &Linear) -> Option<&TernaryMatrix> {
         match (&l.proj, &l.input_norm) {
@@ -105,7 +138,7 @@ fn linear_many<const K: usize>(
     }
     let Some(first) = ternary(lins[0]) else {
         for (l, o) in lins.into_iter().zip(outs) {
-            linear(l, x, n, norm_eps, sc, o);
+            linear(l, x, n, norm_eps, sc, o, site);
         }
         return;
     };
@@ -115,34 +148,25 @@ fn linear_many<const K: usize>(
             Some(t) if t.cols() == first.cols() => *m = t,
             _ => {
                 for (l, o) in lins.into_iter().zip(outs) {
-                    linear(l, x, n, norm_eps, sc, o);
+                    linear(l, x, n, norm_eps, sc, o, site);
                 }
                 return;
             }
         }
     }
     let cols = first.cols();
-    quantize_rows(x, cols, n, &mut sc.xq, &mut sc.xs, &mut sc.margin);
-    let xq = &sc.xq[..n * cols];
+    let (_, mut q) = sc.split();
+    quantize_rows(x, cols, n, &mut q, site);
+    let xq = &q.xq[..n * cols];
     let mut outs = outs;
     for (o, m) in outs.iter_mut().zip(&mats) {
         *o = &mut std::mem::take(o)[..n * m.rows()];
     }
     if n == 1 {
-        TernaryMatrix::matvec_many(&mats, xq, sc.xs[0], &mut outs);
+        TernaryMatrix::matvec_many(&mats, xq, q.xs[0], &mut outs);
     } else {
-        TernaryMatrix::matmul_many_with(active_isa(), &mats, xq, &sc.xs[..n], &mut outs);
+        TernaryMatrix::matmul_many_with(active_isa(), &mats, xq, &q.xs[..n], &mut outs);
     }
-}
-
-/// Smallest relative distance `|y − b| / |y|` of any `y = x·s` to a rounding boundary
-/// `b = k + 0.5` (values clamped to ±127 excluded).
-fn rounding_margin(x: &[f32], s: f32) -> f32 {
-    x.iter()
-        .map(|&v| v * s)
-        .filter(|y| y.abs() < 127.0)
-        .map(|y| ((y - y.floor()) - 0.5).abs() / y.abs().max(0.5))
-        .fold(f32::INFINITY, f32::min)
 }
 
 /// Maps a sequence's position to its row in one layer's KV cache.
@@ -417,8 +441,13 @@ impl Model {
         let layer_cache = s.kv_rows * kv_dim;
 
         s.last_n = n;
-        if let Some(m) = &mut s.lin.margin {
-            m[..n].fill(f32::INFINITY);
+        for seg in segs {
+            for i in 0..seg.len {
+                s.lin.positions[seg.row0 + i] = seg.pos + i;
+            }
+        }
+        if let Some(h) = &mut s.lin.hook {
+            h.begin_pass(n);
         }
 
         // Embedding: x[t] = token_embd[tokens[t]].
@@ -449,6 +478,7 @@ impl Model {
                 lin_eps,
                 &mut s.lin,
                 [&mut s.q, &mut s.k, &mut s.v],
+                (l, QuantSite::Qkv),
             );
             // RoPE on q and k at each row's position, then store k and v in its KV row.
             let base = l * layer_cache;
@@ -502,7 +532,15 @@ impl Model {
                 }
             }
             // x += wo(att)
-            linear(&layer.wo, &s.att, n, lin_eps, &mut s.lin, &mut s.proj);
+            linear(
+                &layer.wo,
+                &s.att,
+                n,
+                lin_eps,
+                &mut s.lin,
+                &mut s.proj,
+                (l, QuantSite::AttnOut),
+            );
             for (xi, pi) in s.x[..n * dim].iter_mut().zip(&s.proj[..n * dim]) {
                 *xi += pi;
             }
@@ -523,6 +561,7 @@ impl Model {
                 lin_eps,
                 &mut s.lin,
                 [&mut s.gate, &mut s.up],
+                (l, QuantSite::GateUp),
             );
             // h = act(gate) · up, then the BitNet sub-norm.
             for t in 0..n {
@@ -533,7 +572,15 @@ impl Model {
                 }
             }
             // x += w_down(h)
-            linear(&layer.w_down, &s.gate, n, lin_eps, &mut s.lin, &mut s.proj);
+            linear(
+                &layer.w_down,
+                &s.gate,
+                n,
+                lin_eps,
+                &mut s.lin,
+                &mut s.proj,
+                (l, QuantSite::Down),
+            );
             for (xi, pi) in s.x[..n * dim].iter_mut().zip(&s.proj[..n * dim]) {
                 *xi += pi;
             }
@@ -567,15 +614,6 @@ impl Model {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn rounding_margin_hand_computed() {
-        // 1.0·2.5 = 2.5 is exactly a tie; 0.25·2.5 = 0.625 is 0.125/0.625 = 0.2 away.
-        assert_eq!(super::rounding_margin(&[1.0, 0.25], 2.5), 0.0);
-        assert_eq!(super::rounding_margin(&[0.25], 2.5), 0.2);
-        // |y| < 0.5 is measured against 0.5: 0.3 → 0.2 / 0.5; clamped values are ignored.
-        assert!((super::rounding_margin(&[0.3, 200.5], 1.0) - 0.4).abs() < 1e-7);
-    }
-
     /// Heads of a GQA group taken together give bit for bit what one head at a time gives.
     #[test]
     fn grouped_attention_is_bit_identical_per_head() {

@@ -32,6 +32,7 @@ mod config;
 mod error;
 mod forward;
 pub mod hf;
+pub mod hook;
 mod load;
 pub mod npy;
 pub mod ops;

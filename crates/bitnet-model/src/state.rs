@@ -136,8 +136,10 @@ pub(crate) struct LinearScratch {
     pub(crate) xq: Vec<i8>,
     /// `[max_batch]` activation scales.
     pub(crate) xs: Vec<f32>,
-    /// `[max_batch]` rounding margin per token of the current pass, when tracking is on.
-    pub(crate) margin: Option<Vec<f32>>,
+    /// `[max_batch]` position of each row of the current pass.
+    pub(crate) positions: Vec<usize>,
+    /// Test instrumentation: sees every activation quantization (see [`crate::hook`]).
+    pub(crate) hook: Option<Box<dyn crate::hook::QuantHook>>,
 }
 
 /// Memory the system can still give (Linux `MemAvailable`); `None` where unknown.
@@ -298,7 +300,8 @@ impl State {
                 xn: vec![0.0; max_batch * max_in],
                 xq: vec![0; max_batch * max_in],
                 xs: vec![0.0; max_batch],
-                margin: None,
+                positions: vec![0; max_batch],
+                hook: None,
             },
             last_n: 0,
             q: vec![0.0; max_batch * c.q_dim()],
@@ -381,9 +384,13 @@ impl State {
     }
 
     /// Turn tracking of int8 rounding margins on or off (off by default; costs one extra pass
-    /// over each quantized activation vector while on). See [`State::rounding_margin`].
+    /// over each quantized activation vector while on): installs a
+    /// [`MarginTracker`](crate::hook::MarginTracker) as the quantization hook (replacing any
+    /// other). See [`State::rounding_margin`].
     pub fn track_rounding_margin(&mut self, on: bool) {
-        self.lin.margin = on.then(|| vec![f32::INFINITY; self.max_batch]);
+        self.lin.hook = on.then(|| {
+            Box::new(crate::hook::MarginTracker::default()) as Box<dyn crate::hook::QuantHook>
+        });
     }
 
     /// With tracking on: for each token of the last pass (the last chunk of a long prompt), the
@@ -393,7 +400,24 @@ impl State {
     /// float32 implementation (transformers on CPU vs GPU, for one) may then legitimately
     /// disagree from this position on.
     pub fn rounding_margin(&self) -> Option<&[f32]> {
-        self.lin.margin.as_ref().map(|m| &m[..self.last_n])
+        let t = self
+            .quant_hook()?
+            .as_any()
+            .downcast_ref::<crate::hook::MarginTracker>()?;
+        Some(&t.margins[..self.last_n.min(t.margins.len())])
+    }
+
+    /// Install (or remove) the quantization hook; returns the previous one.
+    pub fn set_quant_hook(
+        &mut self,
+        hook: Option<Box<dyn crate::hook::QuantHook>>,
+    ) -> Option<Box<dyn crate::hook::QuantHook>> {
+        std::mem::replace(&mut self.lin.hook, hook)
+    }
+
+    /// The quantization hook, to read what it collected.
+    pub fn quant_hook(&self) -> Option<&dyn crate::hook::QuantHook> {
+        self.lin.hook.as_deref()
     }
 
     /// Forget the sequence (keeps the allocation).
