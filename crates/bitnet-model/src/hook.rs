@@ -85,13 +85,21 @@ pub fn rounding_margin(x: &[f32], s: f32) -> f32 {
         .fold(f32::INFINITY, f32::min)
 }
 
-/// One int8 rounding to take the other way.
+/// One int8 rounding to take the other way — or, with `element` [`Flip::SCALE_UP`] /
+/// [`Flip::SCALE_DOWN`], the whole row requantized with its scale one f32 ulp higher / lower
+/// (what a last-bit difference in `127 / max|x|` does: every near-tie of the row moves the
+/// same way at once).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Flip {
     pub position: usize,
     pub layer: usize,
     pub site: QuantSite,
     pub element: usize,
+}
+
+impl Flip {
+    pub const SCALE_UP: usize = usize::MAX;
+    pub const SCALE_DOWN: usize = usize::MAX - 1;
 }
 
 /// Rounds the chosen activations the other way: `y = x·s` becomes `floor(y)` where it was
@@ -108,7 +116,32 @@ impl QuantHook for ForceRounding {
 
     fn quantized(&mut self, call: &QuantCall<'_>, xq: &mut [i8]) {
         for f in &self.flips {
-            if f.layer != call.layer || f.site != call.site || f.element >= call.cols {
+            if f.layer != call.layer || f.site != call.site {
+                continue;
+            }
+            if f.element == Flip::SCALE_UP || f.element == Flip::SCALE_DOWN {
+                for (row, &p) in call.positions.iter().enumerate() {
+                    if p != f.position {
+                        continue;
+                    }
+                    let s = call.scales[row];
+                    let s2 = if f.element == Flip::SCALE_UP {
+                        s.next_up()
+                    } else {
+                        s.next_down()
+                    };
+                    let cols = call.cols;
+                    for (q, &x) in xq[row * cols..(row + 1) * cols]
+                        .iter_mut()
+                        .zip(&call.src[row * cols..(row + 1) * cols])
+                    {
+                        *q = (x * s2).round_ties_even().clamp(-128.0, 127.0) as i8;
+                    }
+                    self.applied += 1;
+                }
+                continue;
+            }
+            if f.element >= call.cols {
                 continue;
             }
             for (row, &p) in call.positions.iter().enumerate() {
@@ -126,6 +159,74 @@ impl QuantHook for ForceRounding {
                 self.applied += 1;
             }
         }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Records, per position, the roundings closest to a tie (at most `keep` per position,
+/// nearest first) — the candidates [`ForceRounding`] can try — while applying `force` (the
+/// flips accepted so far).
+#[derive(Clone, Debug, Default)]
+pub struct TieCandidates {
+    pub keep: usize,
+    pub force: ForceRounding,
+    /// `by_position[p]`: `(relative margin, flip)`, nearest first.
+    pub by_position: Vec<Vec<(f32, Flip)>>,
+}
+
+impl QuantHook for TieCandidates {
+    fn begin_pass(&mut self, _rows: usize) {}
+
+    fn quantized(&mut self, call: &QuantCall<'_>, xq: &mut [i8]) {
+        for (row, &p) in call.positions.iter().enumerate() {
+            if self.by_position.len() <= p {
+                self.by_position.resize(p + 1, Vec::new());
+            }
+            let s = call.scales[row];
+            let list = &mut self.by_position[p];
+            let mut row_min = f32::INFINITY;
+            for (e, &x) in call.src[row * call.cols..(row + 1) * call.cols]
+                .iter()
+                .enumerate()
+            {
+                let y = x * s;
+                if y.abs() >= 127.0 {
+                    continue;
+                }
+                let m = ((y - y.floor()) - 0.5).abs() / y.abs().max(0.5);
+                row_min = row_min.min(m);
+                if list.len() == self.keep && list.last().is_some_and(|l| l.0 <= m) {
+                    continue;
+                }
+                let flip = Flip {
+                    position: p,
+                    layer: call.layer,
+                    site: call.site,
+                    element: e,
+                };
+                let at = list.partition_point(|l| l.0 <= m);
+                list.insert(at, (m, flip));
+                list.truncate(self.keep);
+            }
+            // The whole row one scale ulp either way, ranked by its nearest tie.
+            for element in [Flip::SCALE_UP, Flip::SCALE_DOWN] {
+                let flip = Flip {
+                    position: p,
+                    layer: call.layer,
+                    site: call.site,
+                    element,
+                };
+                let at = list.partition_point(|l| l.0 <= row_min);
+                if at < self.keep {
+                    list.insert(at, (row_min, flip));
+                    list.truncate(self.keep);
+                }
+            }
+        }
+        self.force.quantized(call, xq);
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -173,6 +274,27 @@ mod tests {
         f.quantized(&call, &mut xq);
         assert_eq!(xq, [3, 2, -1]);
         assert_eq!(f.applied, 3);
+        // A scale one ulp up requantizes the whole row: 1.25·(2 + ε) rounds to 3 where
+        // 1.25·2 = 2.5 rounded (half to even) to 2.
+        let mut f2 = ForceRounding {
+            flips: vec![Flip {
+                position: 7,
+                layer: 1,
+                site: QuantSite::Down,
+                element: Flip::SCALE_UP,
+            }],
+            applied: 0,
+        };
+        let mut xq3 = [2i8];
+        f2.quantized(
+            &QuantCall {
+                cols: 1,
+                src: &[1.25],
+                ..call
+            },
+            &mut xq3,
+        );
+        assert_eq!(xq3, [3]);
         // Another layer or position is left alone.
         let mut xq2 = [2i8, 3, -2];
         f.quantized(&QuantCall { layer: 0, ..call }, &mut xq2);
