@@ -354,7 +354,7 @@ fn injected_bugs_fail_every_case() {
     };
     let tmp = tempfile::tempdir().unwrap();
     type Bug = (&'static str, fn(&mut Model) -> bool);
-    let bugs: [Bug; 5] = [
+    let bugs: [Bug; 6] = [
         ("rms_norm_eps x10", |m| {
             m.config.norm_eps *= 10.0;
             true
@@ -383,6 +383,19 @@ fn injected_bugs_fail_every_case() {
                 }
             }
             any
+        }),
+        ("sub-norms of layers 0 and 1 swapped", |m| {
+            let (a, b) = m.weights.layers.split_at_mut(1);
+            match (
+                &mut a[0].ffn_sub_norm,
+                b.first_mut().map(|l| &mut l.ffn_sub_norm),
+            ) {
+                (Some(x), Some(Some(y))) => {
+                    std::mem::swap(x, y);
+                    true
+                }
+                _ => false,
+            }
         }),
     ];
     let mut checked = 0;
