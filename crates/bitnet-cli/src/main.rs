@@ -11,8 +11,8 @@ mod cmd;
 #[command(
     name = "bitnet",
     version,
-    about = "Run, inspect and convert ternary (BitNet b1.58) language models",
-    long_about = "Run, inspect and convert ternary (BitNet b1.58) language models.\n\n\
+    about = "Run, serve and inspect ternary (BitNet b1.58) language models",
+    long_about = "Run, serve and inspect ternary (BitNet b1.58) language models.\n\n\
         MODEL arguments accept a GGUF file (I2_S, TQ1_0, TQ2_0), a Hugging Face model \
         directory (config.json + model.safetensors), or a Hugging Face \
         repo id such as microsoft/bitnet-b1.58-2B-4T-gguf, downloaded once into the HF cache \
