@@ -169,24 +169,22 @@ impl DenseMatrix {
             // per-token sums as below, so the results are the same bits).
             #[cfg(target_arch = "x86_64")]
             if let (DenseMatrix::F16 { data, .. }, Isa::Avx2) = (self, isa) {
-                let tile = x86::F16_TOKENS;
-                while t_first + tile <= n {
-                    // SAFETY: AVX2 is available (isa was clamped); this task owns rows r0..r1
-                    // of every token's output in `out` (n × rows), which outlives the pool.
-                    unsafe {
-                        x86::f16_rows_avx2_tokens(
-                            &data[r0 * cols..r1 * cols],
-                            cols,
-                            x,
-                            t_first,
-                            outp.0,
-                            rows,
-                            r0,
-                            r1 - r0,
-                        )
-                    };
-                    t_first += tile;
-                }
+                let tiles = n / x86::F16_TOKENS;
+                // SAFETY: AVX2 is available (isa was clamped); this task owns rows r0..r1 of
+                // every token's output in `out` (n × rows), which outlives the pool.
+                unsafe {
+                    x86::f16_rows_avx2_tokens(
+                        &data[r0 * cols..r1 * cols],
+                        cols,
+                        x,
+                        tiles,
+                        outp.0,
+                        rows,
+                        r0,
+                        r1 - r0,
+                    )
+                };
+                t_first = tiles * x86::F16_TOKENS;
             }
             for t in t_first..n {
                 let xt = &x[t * cols..(t + 1) * cols];

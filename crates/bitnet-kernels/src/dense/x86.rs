@@ -212,34 +212,38 @@ unsafe fn f16_avx2_tokens<const T: usize>(w: *const f16, c: usize, xs: [&[f32]; 
 pub(super) const F16_TOKENS: usize = 4;
 
 /// `out[t·rows_total + r] = Σ_c w[r·cols + c]·x[t·cols + c]` for rows of `w` (`out_rows`
-/// rows, written at `row0` of each token's output) and `F16_TOKENS` tokens of `x` starting at
-/// token `t0`; results bit-identical to [`f16_rows_avx2`] per token.
+/// rows, written at `row0` of each token's output) and tokens `0..tiles·F16_TOKENS` of `x`,
+/// row by row (a row, `cols` halves, stays in L1 while every tile of tokens uses it);
+/// results bit-identical to [`f16_rows_avx2`] per token.
 ///
 /// # Safety
-/// AVX2/F16C/FMA available; `w.len() == out_rows · cols`; `x` holds tokens `t0..t0+4` of
-/// `cols` floats; `out` points at an `n × rows_total` buffer the caller owns rows
-/// `row0..row0+out_rows` of for these tokens.
+/// AVX2/F16C/FMA available; `w.len() == out_rows · cols`; `x` holds at least
+/// `tiles·F16_TOKENS` tokens of `cols` floats; `out` points at an `n × rows_total` buffer the
+/// caller owns rows `row0..row0+out_rows` of for these tokens.
 #[target_feature(enable = "avx2,f16c,fma")]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn f16_rows_avx2_tokens(
     w: &[f16],
     cols: usize,
     x: &[f32],
-    t0: usize,
+    tiles: usize,
     out: *mut f32,
     rows_total: usize,
     row0: usize,
     out_rows: usize,
 ) {
     debug_assert_eq!(w.len(), out_rows * cols);
-    let xs: [&[f32]; F16_TOKENS] =
-        std::array::from_fn(|t| &x[(t0 + t) * cols..(t0 + t + 1) * cols]);
     for r in 0..out_rows {
-        // SAFETY: row r exists; features forwarded.
-        let v = unsafe { f16_avx2_tokens::<F16_TOKENS>(w[r * cols..].as_ptr(), cols, xs) };
-        for (t, &val) in v.iter().enumerate() {
-            // SAFETY: (t0 + t, row0 + r) lies in the caller's part of `out`.
-            unsafe { *out.add((t0 + t) * rows_total + row0 + r) = val };
+        for tile in 0..tiles {
+            let t0 = tile * F16_TOKENS;
+            let xs: [&[f32]; F16_TOKENS] =
+                std::array::from_fn(|t| &x[(t0 + t) * cols..(t0 + t + 1) * cols]);
+            // SAFETY: row r exists; features forwarded.
+            let v = unsafe { f16_avx2_tokens::<F16_TOKENS>(w[r * cols..].as_ptr(), cols, xs) };
+            for (t, &val) in v.iter().enumerate() {
+                // SAFETY: (t0 + t, row0 + r) lies in the caller's part of `out`.
+                unsafe { *out.add((t0 + t) * rows_total + row0 + r) = val };
+            }
         }
     }
 }
