@@ -151,6 +151,22 @@ unsafe fn gemm_rows<const T: usize>(
             unsafe { _mm256_storeu_ps(ft[h].as_mut_ptr(), f) };
         }
     }
+    // SAFETY: as this function's.
+    unsafe { store_pair(&fin, g, t0, p, out) };
+}
+
+/// Write the finished rows of a panel pair (`fin[t][h]`: rows 8h..8h+8 of the pair for
+/// token t0 + t) into `out`.
+///
+/// # Safety
+/// This task owns the pair (p, p+1) of every token t0..t0+T in `out` (n × rows).
+unsafe fn store_pair<const T: usize>(
+    fin: &[[[f32; 8]; 4]; T],
+    g: &Geom,
+    t0: usize,
+    p: usize,
+    out: SharedMut<f32>,
+) {
     for (t, ft) in fin.iter().enumerate() {
         for r in 0..2 {
             let mut vals = [0f32; PANEL];
@@ -158,7 +174,7 @@ unsafe fn gemm_rows<const T: usize>(
             vals[8..].copy_from_slice(&ft[2 * r + 1]);
             let r0 = (p + r) * PANEL;
             let nr = g.rows.saturating_sub(r0).min(PANEL); // 0 for a padding panel
-                                                           // SAFETY: this task owns the pair; r0 + nr <= rows; t0 + t < n.
+                                                           // SAFETY: the caller owns the pair; r0 + nr <= rows; t0 + t < n.
             unsafe { store_rows(out, g, t0 + t, r0, &vals[..nr]) };
         }
     }
@@ -264,15 +280,6 @@ unsafe fn gemm<const T: usize>(
             unsafe { _mm256_storeu_ps(fh.as_mut_ptr(), f) };
         }
     }
-    for (t, ft) in fin.iter().enumerate() {
-        for r in 0..2 {
-            let mut vals = [0f32; PANEL];
-            vals[..8].copy_from_slice(&ft[2 * r]);
-            vals[8..].copy_from_slice(&ft[2 * r + 1]);
-            let r0 = (p + r) * PANEL;
-            let nr = g.rows.saturating_sub(r0).min(PANEL); // 0 for a padding panel
-                                                           // SAFETY: this task owns the pair; r0 + nr <= rows; t0 + t < n.
-            unsafe { store_rows(out, g, t0 + t, r0, &vals[..nr]) };
-        }
-    }
+    // SAFETY: as this function's.
+    unsafe { store_pair(&fin, g, t0, p, out) };
 }
