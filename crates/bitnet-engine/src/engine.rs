@@ -606,10 +606,17 @@ impl<B: Backend> Engine<B> {
                 )));
             }
         }
-        let token = s
-            .sampler
-            .sample(&mut self.row, &s.tokens)
-            .map_err(|e| EngineError::Sampling(e.to_string()))?;
+        // A request whose settings leave no token to draw (every one banned by its logit bias)
+        // ends that choice; it never fails the batch the other requests share.
+        let Ok(token) = s.sampler.sample(&mut self.row, &s.tokens) else {
+            let s = self.retire(id).expect("present");
+            return Ok(Some(event(
+                &s,
+                None,
+                None,
+                Some(FinishReason::Stop(StopReason::NoToken)),
+            )));
+        };
         let grammar_done = match &mut s.constraint {
             Some(c) => c.consume(token).is_err() || c.is_stopped(),
             None => false,

@@ -540,3 +540,23 @@ fn prefills_that_exhaust_the_pool_do_not_deadlock() {
     assert!(e.stats().preemptions > 0);
     assert_eq!(e.stats().blocks_used, 0);
 }
+
+/// A request that bans every token ends on its own; the request beside it is unaffected.
+#[test]
+fn a_request_with_nothing_to_draw_ends_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = synth_model(dir.path());
+    let v = model.config.vocab_size;
+    let mut banned = Request::new(tokens(1, 5, v), SamplerConfig::greedy(), Some(4));
+    banned.sampling.logit_bias = (0..v as u32).map(|t| (t, f32::NEG_INFINITY)).collect();
+    let normal = Request::new(tokens(2, 7, v), SamplerConfig::greedy(), Some(6));
+    let mut e = engine(&model, 32, 8, 32, 4, 64, true);
+    let got = drive(&mut e, &[banned, normal.clone()], &[0, 0]);
+    assert!(got[0][0].tokens.is_empty());
+    assert_eq!(
+        got[0][0].finish,
+        Some(FinishReason::Stop(StopReason::NoToken))
+    );
+    assert_eq!(got[1][0].tokens, alone(&model, &normal, 0, 64).0);
+    assert_eq!(e.stats().blocks_used, 0);
+}

@@ -37,6 +37,8 @@ pub enum StopReason {
     String(String),
     /// A grammar constraint (structured output) was complete, or could not continue.
     Grammar,
+    /// No token could be drawn: the logit bias (or a grammar) excluded every one.
+    NoToken,
 }
 
 /// Why generation ended.
