@@ -74,7 +74,7 @@ fn check_json(stdout: &str, head: &str, bytes: usize) {
             "{o}"
         );
         let isa = o["isa"].as_str().expect("isa");
-        assert!(["scalar", "avx2", "avx512"].contains(&isa), "{o}");
+        assert!(["scalar", "avx2", "avx512", "amx"].contains(&isa), "{o}");
         for suffix in ["", "_huge_pages"] {
             let bw = o[format!("read_gb_per_s{suffix}")]
                 .as_f64()

@@ -11,11 +11,14 @@ pub enum Isa {
     Avx2,
     /// x86-64 AVX-512 F/BW/VL + VNNI (`vpdpbusd` ternary kernels).
     Avx512,
+    /// AVX-512 plus AMX-INT8 tiles (`tdpbssd`): batched ternary GEMM; one-token and dense
+    /// kernels are the AVX-512 ones.
+    Amx,
 }
 
 impl Isa {
     /// Every path this crate knows, least capable first.
-    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx];
 
     /// Lower-case name as accepted by `BITNET_ISA`.
     pub fn name(self) -> &'static str {
@@ -23,6 +26,7 @@ impl Isa {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Amx => "amx",
         }
     }
 
@@ -32,6 +36,7 @@ impl Isa {
             "scalar" => Some(Isa::Scalar),
             "avx2" => Some(Isa::Avx2),
             "avx512" | "avx512vnni" | "avx-512" => Some(Isa::Avx512),
+            "amx" | "amx-int8" => Some(Isa::Amx),
             _ => None,
         }
     }
@@ -54,6 +59,10 @@ impl Isa {
                     && is_x86_feature_detected!("avx512vl")
                     && is_x86_feature_detected!("avx512vnni")
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Amx => Isa::Avx512.is_available() && amx_usable(),
+            #[cfg(target_arch = "x86")]
+            Isa::Amx => false,
             #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
             _ => false,
         }
@@ -68,9 +77,10 @@ impl Isa {
         // answer is `min(self, best)`; the best path is probed once, not on every kernel call.
         static BEST: OnceLock<Isa> = OnceLock::new();
         let best = *BEST.get_or_init(|| {
-            let mut isa = Isa::Avx512;
+            let mut isa = Isa::Amx;
             while !isa.is_available() {
                 isa = match isa {
+                    Isa::Amx => Isa::Avx512,
                     Isa::Avx512 => Isa::Avx2,
                     _ => Isa::Scalar,
                 };
@@ -94,13 +104,13 @@ pub fn available_isas() -> Vec<Isa> {
 
 /// The best path this CPU supports.
 pub fn detected_isa() -> Isa {
-    Isa::Avx512.clamp_available()
+    Isa::Amx.clamp_available()
 }
 
 static ACTIVE: OnceLock<Isa> = OnceLock::new();
 
 /// The path used by the plain (`matvec`, `matmul`, ...) entry points, chosen on first use:
-/// `BITNET_ISA=scalar|avx2|avx512` if set (an unknown or unavailable value falls back with a
+/// `BITNET_ISA=scalar|avx2|avx512|amx` if set (an unknown or unavailable value falls back with a
 /// warning on stderr), otherwise [`detected_isa`].
 pub fn active_isa() -> Isa {
     *ACTIVE.get_or_init(|| {
@@ -131,8 +141,48 @@ pub fn resolve(env: Option<&str>, best: Isa) -> (Isa, Option<String>) {
         None => (
             best,
             Some(format!(
-                "BITNET_ISA={v} is not one of scalar, avx2, avx512, auto; using {best}"
+                "BITNET_ISA={v} is not one of scalar, avx2, avx512, amx, auto; using {best}"
             )),
         ),
     }
+}
+
+/// AMX-TILE and AMX-INT8 in CPUID, and the OS lets this process use the tile data state
+/// (Linux ≥ 5.16: `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, granted process-wide).
+/// Probed once.
+#[cfg(target_arch = "x86_64")]
+fn amx_usable() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| {
+        use std::arch::x86_64::__cpuid_count;
+        #[allow(unused_unsafe)]
+        // SAFETY: CPUID is available on every x86-64 CPU; leaf 7 is checked against leaf 0's
+        // maximum first.
+        let (max, edx) = unsafe {
+            let max = __cpuid_count(0, 0).eax;
+            (max, if max >= 7 { __cpuid_count(7, 0).edx } else { 0 })
+        };
+        let cpu = max >= 7 && (edx >> 24) & 1 == 1 && (edx >> 25) & 1 == 1;
+        cpu && request_tile_permission()
+    })
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn request_tile_permission() -> bool {
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: arch_prctl with these arguments only changes this process's permitted xsave
+    // features; it reads and writes no user memory.
+    unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        ) == 0
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", not(target_os = "linux")))]
+fn request_tile_permission() -> bool {
+    false
 }

@@ -34,7 +34,7 @@ pub mod experimental {
     pub use crate::ternary::base3::{decode5, encode5, Base3Matrix, KSTEP3, MAX_COLS};
 }
 
-pub use buffer::advise_huge_pages;
+pub use buffer::{advise_huge_pages, HugeBuf};
 pub use dense::{DenseMatrix, Q8Matrix};
 pub use isa::{active_isa, available_isas, detected_isa, resolve as resolve_isa, Isa};
 pub use metrics::logit_divergence;

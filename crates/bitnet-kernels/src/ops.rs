@@ -15,7 +15,7 @@ pub fn dot_with(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
     match isa.clamp_available() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: clamp_available() confirmed AVX-512F.
-        Isa::Avx512 => unsafe { x86::dot_avx512(a, b) },
+        Isa::Avx512 | Isa::Amx => unsafe { x86::dot_avx512(a, b) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: clamp_available() confirmed AVX2/FMA.
         Isa::Avx2 => unsafe { x86::dot_avx2(a, b) },
@@ -44,7 +44,7 @@ pub fn axpy_with(isa: Isa, y: &mut [f32], alpha: f32, x: &[f32]) {
     match isa.clamp_available() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: clamp_available() confirmed AVX-512F.
-        Isa::Avx512 => unsafe { x86::axpy_avx512(y, alpha, x) },
+        Isa::Avx512 | Isa::Amx => unsafe { x86::axpy_avx512(y, alpha, x) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: clamp_available() confirmed AVX2/FMA.
         Isa::Avx2 => unsafe { x86::axpy_avx2(y, alpha, x) },

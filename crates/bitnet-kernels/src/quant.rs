@@ -22,7 +22,7 @@ pub fn quantize_activations_with(isa: Isa, x: &[f32], q: &mut [i8]) -> f32 {
     match isa.clamp_available() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: clamp_available() confirmed AVX-512 F/BW/VL support.
-        Isa::Avx512 => unsafe { x86::quantize_avx512(x, q) },
+        Isa::Avx512 | Isa::Amx => unsafe { x86::quantize_avx512(x, q) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: clamp_available() confirmed AVX2 support.
         Isa::Avx2 => unsafe { x86::quantize_avx2(x, q) },

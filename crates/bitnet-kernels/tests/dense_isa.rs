@@ -272,7 +272,7 @@ fn dense_matmul_rows_are_bit_identical_to_matvec() {
             data: w16.iter().map(|v| v.to_f32()).collect(),
         };
         let mq8 = m32.to_q8();
-        for n in [1usize, 2, 3, 4, 5, 8, 9] {
+        for n in [1usize, 2, 3, 4, 5, 8, 9, 17] {
             let x = rng.f32s(n * cols);
             for isa in available_isas() {
                 for (m, what) in [(&m16, "f16"), (&m32, "f32"), (&mq8, "q8")] {

@@ -17,6 +17,10 @@ fn resolver_cases() {
     let (isa, w) = resolve_isa(Some("avx512"), Scalar);
     assert_eq!(isa, Scalar);
     assert!(w.is_some());
+    assert_eq!(resolve_isa(Some("amx"), Amx), (Amx, None));
+    let (isa, w) = resolve_isa(Some("amx"), Avx512);
+    assert_eq!(isa, Avx512);
+    assert!(w.unwrap().contains("cannot run amx"));
     // Unknown value.
     let (isa, w) = resolve_isa(Some("neon"), Avx2);
     assert_eq!(isa, Avx2);

@@ -51,7 +51,7 @@ fn odd_shapes_every_isa() {
         (100, 17),
     ];
     for (i, &(r, c)) in shapes.iter().enumerate() {
-        for n in [1, 2, 5, 8, 9, 19] {
+        for n in [1, 2, 5, 8, 9, 19, 33] {
             check(r, c, n, 1 + i as u64 * 31 + n as u64);
         }
     }
@@ -64,12 +64,12 @@ fn extreme_activations_every_isa() {
     for (wv, xv) in [(1i8, -128i8), (-1, -128), (1, 127), (-1, 127)] {
         let trits = vec![wv; rows * cols];
         let w = TernaryMatrix::from_trits(rows, cols, &trits, 1.0).unwrap();
-        let xq = vec![xv; 3 * cols];
-        let xs = [1.0f32, 2.0, 4.0];
+        let xq = vec![xv; 5 * cols];
+        let xs = [1.0f32, 2.0, 4.0, 8.0, 0.5]; // 5 tokens: the batched (AMX) path too
         let want = ternary_ref(rows, cols, &trits, 1.0, &xq, &xs);
         assert_eq!(want[0], (wv as i32 * xv as i32 * cols as i32) as f32);
         for isa in available_isas() {
-            let mut got = vec![0f32; 3 * rows];
+            let mut got = vec![0f32; 5 * rows];
             w.matmul_with(isa, &xq, &xs, &mut got);
             assert_eq!(got, want, "{isa} w={wv} x={xv}");
             let mut got1 = vec![0f32; rows];
@@ -77,6 +77,24 @@ fn extreme_activations_every_isa() {
             assert_eq!(got1, want[..rows], "{isa} matvec w={wv} x={xv}");
         }
     }
+}
+
+/// A CPU that advertises AMX-INT8 (Linux `/proc/cpuinfo`) must get the AMX path, so the
+/// tests above really compare it (a detection bug would otherwise skip it silently).
+#[test]
+fn amx_path_is_detected_where_the_cpu_has_it() {
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return; // not Linux: nothing to cross-check against
+    };
+    let flags = info.lines().find(|l| l.starts_with("flags")).unwrap_or("");
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    let cpu_amx = has("amx_int8") && has("amx_tile") && has("avx512_vnni");
+    assert_eq!(
+        Isa::Amx.is_available(),
+        cpu_amx,
+        "cpuinfo says amx_int8/amx_tile/avx512_vnni = {cpu_amx}"
+    );
+    assert_eq!(available_isas().contains(&Isa::Amx), cpu_amx);
 }
 
 #[test]
@@ -90,6 +108,9 @@ fn bitnet_2b4t_shapes_every_isa() {
         check(r, c, 3, 200 + i as u64);
         if i % 2 == 1 {
             check(r, c, 16 + i, 300 + i as u64); // pre-unpacked GEMM path
+        }
+        if i == 2 {
+            check(r, c, 70, 400); // several 32-token AMX groups and a partial one
         }
     }
 }

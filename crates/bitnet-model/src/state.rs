@@ -1,6 +1,7 @@
 //! Run-time state: the KV cache and every scratch buffer, allocated once so that decoding a
 //! token allocates nothing.
 
+use bitnet_kernels::HugeBuf;
 use std::sync::Mutex;
 
 use crate::{Config, ModelError, Result};
@@ -132,8 +133,8 @@ pub(crate) struct HeadScratch {
 pub(crate) struct LinearScratch {
     /// `[max_batch × max_in]` a BitLinear's own input RMSNorm output (use_rms_norm).
     pub(crate) xn: Vec<f32>,
-    /// `[max_batch × max_in]` int8 activations.
-    pub(crate) xq: Vec<i8>,
+    /// `[max_batch × max_in]` int8 activations (64-byte aligned: AMX reads tile rows in place).
+    pub(crate) xq: HugeBuf<i8>,
     /// `[max_batch]` activation scales.
     pub(crate) xs: Vec<f32>,
     /// `[max_batch]` position of each row of the current pass.
@@ -298,7 +299,7 @@ impl State {
             xb: vec![0.0; max_batch * c.dim],
             lin: LinearScratch {
                 xn: vec![0.0; max_batch * max_in],
-                xq: vec![0; max_batch * max_in],
+                xq: HugeBuf::filled(max_batch * max_in, 0),
                 xs: vec![0.0; max_batch],
                 positions: vec![0; max_batch],
                 hook: None,

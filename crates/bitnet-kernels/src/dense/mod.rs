@@ -186,6 +186,26 @@ impl DenseMatrix {
                 };
                 t_first = tiles * x86::F16_TOKENS;
             }
+            // The same on AVX-512 (the AMX path's dense kernels are the AVX-512 ones).
+            #[cfg(target_arch = "x86_64")]
+            if let (DenseMatrix::F16 { data, .. }, Isa::Avx512 | Isa::Amx) = (self, isa) {
+                let tiles = n / x86::F16_TOKENS_512;
+                // SAFETY: AVX-512 is available (isa was clamped); this task owns rows r0..r1
+                // of every token's output in `out` (n × rows), which outlives the pool.
+                unsafe {
+                    x86::f16_rows_avx512_tokens(
+                        &data[r0 * cols..r1 * cols],
+                        cols,
+                        x,
+                        tiles,
+                        outp.0,
+                        rows,
+                        r0,
+                        r1 - r0,
+                    )
+                };
+                t_first = tiles * x86::F16_TOKENS_512;
+            }
             for t in t_first..n {
                 let xt = &x[t * cols..(t + 1) * cols];
                 // SAFETY: tasks own disjoint row ranges r0..r1; for token t these are
@@ -210,7 +230,7 @@ fn f32_rows(isa: Isa, w: &[f32], x: &[f32], out: &mut [f32]) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` is clamped to what the CPU supports.
-        Isa::Avx512 => unsafe { x86::f32_rows_avx512(w, x, out) },
+        Isa::Avx512 | Isa::Amx => unsafe { x86::f32_rows_avx512(w, x, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Isa::Avx2 => unsafe { x86::f32_rows_avx2(w, x, out) },
@@ -232,7 +252,7 @@ fn f16_rows(isa: Isa, w: &[f16], x: &[f32], out: &mut [f32]) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` is clamped to what the CPU supports.
-        Isa::Avx512 => unsafe { x86::f16_rows_avx512(w, x, out) },
+        Isa::Avx512 | Isa::Amx => unsafe { x86::f16_rows_avx512(w, x, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Isa::Avx2 => unsafe { x86::f16_rows_avx2(w, x, out) },

@@ -227,7 +227,7 @@ impl Q8Matrix {
         let chunks = &self.data[g * self.nk * 4..(g + 1) * self.nk * 4];
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
+            Isa::Avx512 | Isa::Amx => {
                 // SAFETY: `isa` is clamped to what the CPU supports; chunks has nk·4 entries.
                 let mut d =
                     unsafe { x86::group_avx512(chunks.as_ptr() as *const i8, self.nk, xq, tail) };

@@ -103,6 +103,136 @@ unsafe fn f16_avx512<const N: usize>(w: *const f16, c: usize, x: &[f32]) -> [f32
     std::array::from_fn(|i| _mm512_reduce_add_ps(_mm512_add_ps(acc[i][0], acc[i][1])))
 }
 
+/// `R` f16 rows against `T` tokens (AVX-512): each 32-column slice of a row is widened once and
+/// used by every token, each slice of a token's activations loaded once and used by every row.
+/// Per (row, token) the accumulation is exactly [`f16_avx512`]'s (two 16-lane accumulators,
+/// same order, same masked tail, same reduction), so each result equals what the one-token
+/// kernel gives.
+///
+/// # Safety
+/// AVX-512 F/BW/VL; `w` points at `R` rows of `c` readable halves (row stride `c`); every
+/// `xs[t]` has `c` floats.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c,fma")]
+unsafe fn f16_avx512_tile<const R: usize, const T: usize>(
+    w: *const f16,
+    c: usize,
+    xs: [&[f32]; T],
+) -> [[f32; T]; R] {
+    let mut acc = [[[_mm512_setzero_ps(); 2]; T]; R];
+    let full = c / 32 * 32;
+    let mut k = 0;
+    while k < full {
+        // SAFETY: k + 32 <= c for every row and every token.
+        unsafe {
+            let mut wv = [[_mm512_setzero_ps(); 2]; R];
+            for (i, wr) in wv.iter_mut().enumerate() {
+                let p = w.add(i * c + k);
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PF_HALVES) as *const i8);
+                wr[0] = _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i));
+                wr[1] = _mm512_cvtph_ps(_mm256_loadu_si256((p as *const __m256i).add(1)));
+            }
+            for t in 0..T {
+                let xp = xs[t].as_ptr();
+                let x0 = _mm512_loadu_ps(xp.add(k));
+                let x1 = _mm512_loadu_ps(xp.add(k + 16));
+                for i in 0..R {
+                    acc[i][t][0] = _mm512_fmadd_ps(wv[i][0], x0, acc[i][t][0]);
+                    acc[i][t][1] = _mm512_fmadd_ps(wv[i][1], x1, acc[i][t][1]);
+                }
+            }
+        }
+        k += 32;
+    }
+    if k < c {
+        let rem = c - k;
+        let m0: __mmask16 = if rem >= 16 { 0xffff } else { (1u16 << rem) - 1 };
+        let m1: __mmask16 = if rem > 16 {
+            (1u16 << (rem - 16)) - 1
+        } else {
+            0
+        };
+        // SAFETY: masked loads read only lanes below `rem` (in bounds); masked-off lanes do
+        // not fault.
+        unsafe {
+            for i in 0..R {
+                let p = w.add(i * c + k) as *const i16;
+                let w0 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m0, p));
+                let w1 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m1, p.add(16)));
+                for t in 0..T {
+                    let xp = xs[t].as_ptr();
+                    let a = &mut acc[i][t];
+                    a[0] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m0, xp.add(k)), a[0]);
+                    a[1] = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m1, xp.add(k + 16)), a[1]);
+                }
+            }
+        }
+    }
+    std::array::from_fn(|i| {
+        std::array::from_fn(|t| _mm512_reduce_add_ps(_mm512_add_ps(acc[i][t][0], acc[i][t][1])))
+    })
+}
+
+/// Token tile of [`f16_rows_avx512_tokens`].
+pub(super) const F16_TOKENS_512: usize = 4;
+/// Row tile of [`f16_rows_avx512_tokens`] (rows × tokens × 2 accumulators = 24 registers).
+const F16_ROWS_512: usize = 3;
+
+/// [`f16_rows_avx2_tokens`] on AVX-512 (tiles of [`F16_ROWS_512`] rows × [`F16_TOKENS_512`]
+/// tokens); results bit-identical to [`f16_rows_avx512`] per token.
+///
+/// # Safety
+/// AVX-512 F/BW/VL available; otherwise as [`f16_rows_avx2_tokens`] with
+/// `tiles·F16_TOKENS_512` tokens.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn f16_rows_avx512_tokens(
+    w: &[f16],
+    cols: usize,
+    x: &[f32],
+    tiles: usize,
+    out: *mut f32,
+    rows_total: usize,
+    row0: usize,
+    out_rows: usize,
+) {
+    debug_assert_eq!(w.len(), out_rows * cols);
+    let xs_of = |tile: usize| -> [&[f32]; F16_TOKENS_512] {
+        let t0 = tile * F16_TOKENS_512;
+        std::array::from_fn(|t| &x[(t0 + t) * cols..(t0 + t + 1) * cols])
+    };
+    // Token tiles outer: a tile's activations (4 × cols floats, 40 KiB at 2B4T) stay in L1
+    // while every row of this task (≤ 256 rows, L2-resident after the first tile) passes.
+    for tile in 0..tiles {
+        let t0 = tile * F16_TOKENS_512;
+        let xs = xs_of(tile);
+        let mut r = 0;
+        while r < out_rows {
+            let nr = (out_rows - r).min(F16_ROWS_512);
+            let wp = w[r * cols..].as_ptr();
+            let put = |i: usize, v: &[f32; F16_TOKENS_512]| {
+                for (t, &val) in v.iter().enumerate() {
+                    // SAFETY: (t0 + t, row0 + r + i) lies in the caller's part of `out`.
+                    unsafe { *out.add((t0 + t) * rows_total + row0 + r + i) = val };
+                }
+            };
+            // SAFETY (both arms): rows r..r+nr exist; features forwarded.
+            if nr == F16_ROWS_512 {
+                let v = unsafe { f16_avx512_tile::<F16_ROWS_512, F16_TOKENS_512>(wp, cols, xs) };
+                for (i, vi) in v.iter().enumerate() {
+                    put(i, vi);
+                }
+            } else {
+                for i in 0..nr {
+                    let v =
+                        unsafe { f16_avx512_tile::<1, F16_TOKENS_512>(wp.add(i * cols), cols, xs) };
+                    put(i, &v[0]);
+                }
+            }
+            r += nr;
+        }
+    }
+}
+
 /// `N` f32 rows (AVX-512).
 ///
 /// # Safety

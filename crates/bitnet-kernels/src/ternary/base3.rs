@@ -163,7 +163,7 @@ impl Base3Matrix {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `isa` came from clamp_available(), so the CPU has AVX-512 F/BW/VL/VNNI;
             // panels p0..p1 exist and this task owns their rows.
-            Isa::Avx512 => unsafe { avx512::panels(self, g, p0, p1, xq, sx, xs, out) },
+            Isa::Avx512 | Isa::Amx => unsafe { avx512::panels(self, g, p0, p1, xq, sx, xs, out) },
             _ => self.panels_scalar(g, p0, p1, xq, sx, xs, out),
         }
     }

@@ -19,6 +19,8 @@
 pub(crate) mod base3;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
+mod x86_amx;
+#[cfg(target_arch = "x86_64")]
 mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx512;
@@ -34,6 +36,9 @@ pub const PANEL: usize = 16;
 pub const KSTEP: usize = 16;
 /// Most matrices one [`TernaryMatrix::matvec_many`] call takes.
 pub const MAX_MANY: usize = 8;
+
+/// From this many tokens on, the AMX path runs the tile unit (fewer: AVX-512 VNNI).
+pub const AMX_MIN_TOKENS: usize = 4;
 
 /// Tokens per matmul block (per-token sums are kept on the stack).
 const TOK_BLOCK: usize = 1024;
@@ -355,8 +360,16 @@ impl TernaryMatrix {
     ) {
         match isa {
             #[cfg(target_arch = "x86_64")]
+            // SAFETY: `isa` came from clamp_available(), so the CPU has AMX-INT8 with the tile
+            // state granted, and AVX-512 VNNI.
+            Isa::Amx if x_scales.len() >= AMX_MIN_TOKENS => unsafe {
+                x86_amx::panels(self, g, p0, p1, xq, x_scales, sums, out)
+            },
+            #[cfg(target_arch = "x86_64")]
             // SAFETY: `isa` came from clamp_available(), so the CPU has AVX-512 F/BW/VL/VNNI.
-            Isa::Avx512 => unsafe { x86_avx512::panels(self, g, p0, p1, xq, x_scales, sums, out) },
+            Isa::Avx512 | Isa::Amx => unsafe {
+                x86_avx512::panels(self, g, p0, p1, xq, x_scales, sums, out)
+            },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `isa` came from clamp_available(), so the CPU has AVX2.
             Isa::Avx2 => unsafe { x86_avx2::panels(self, g, p0, p1, xq, x_scales, sums, out) },

@@ -249,7 +249,7 @@ unsafe fn bcast4(p: *const i8) -> __m512i {
 /// # Safety
 /// AVX-512F available (called from the kernels' `target_feature` functions only).
 #[inline(always)]
-unsafe fn finish16(tot: __m512i, sx: i32, xs: f32, scale: f32) -> __m512 {
+pub(super) unsafe fn finish16(tot: __m512i, sx: i32, xs: f32, scale: f32) -> __m512 {
     // SAFETY: register arithmetic only; AVX-512F guaranteed by the caller.
     unsafe {
         let tot = _mm512_sub_epi32(tot, _mm512_set1_epi32(sx));
@@ -269,7 +269,7 @@ unsafe fn finish16(tot: __m512i, sx: i32, xs: f32, scale: f32) -> __m512 {
 /// # Safety
 /// As for [`store_rows`]; AVX-512F available.
 #[inline(always)]
-unsafe fn store16(f: __m512, g: &Geom, p: usize, t: usize, out: SharedMut<f32>) {
+pub(super) unsafe fn store16(f: __m512, g: &Geom, p: usize, t: usize, out: SharedMut<f32>) {
     let mut vals = [0f32; PANEL];
     // SAFETY: vals holds 16 f32.
     unsafe { _mm512_storeu_ps(vals.as_mut_ptr(), f) };
