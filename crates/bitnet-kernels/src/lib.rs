@@ -19,6 +19,8 @@
 //! and GEMV/GEMM per ISA), `dense` (F32/F16/Q8 head), `ops` (vector helpers), `buffer`
 //! (huge-page weight memory), `metrics` (head accuracy). See docs/performance.md.
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 mod buffer;
 mod dense;
 mod isa;

@@ -259,7 +259,7 @@ fn q8_head_accuracy_is_measurable() {
 #[test]
 fn dense_matmul_rows_are_bit_identical_to_matvec() {
     let mut rng = Rng(21);
-    for (rows, cols) in [(300, 37), (70, 2563), (33, 16)] {
+    for (rows, cols) in [(300, 37), (70, 2563), (33, 16), (130, 256), (65, 1100)] {
         let w16: Vec<f16> = (0..rows * cols).map(|_| f16::from_f32(rng.f32())).collect();
         let m16 = DenseMatrix::F16 {
             rows,

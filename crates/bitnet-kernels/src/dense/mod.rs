@@ -7,6 +7,8 @@
 
 mod q8;
 #[cfg(target_arch = "x86_64")]
+mod q8_amx;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 
 pub use q8::Q8Matrix;

@@ -16,7 +16,7 @@ use crate::quant::quantize_activations_with;
 use std::cell::RefCell;
 
 /// Rows per group (4 panels of 16).
-const GROUP: usize = 64;
+pub(super) const GROUP: usize = 64;
 /// Groups per pool task.
 const GROUPS_PER_TASK: usize = 4;
 
@@ -158,6 +158,10 @@ impl Q8Matrix {
         assert_eq!(x.len(), n * cols, "q8 matmul: x length != n × cols");
         assert_eq!(out.len(), n * rows, "q8 matmul: out length != n × rows");
         let isa = isa.clamp_available();
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Amx && n >= crate::ternary::AMX_MIN_TOKENS {
+            return self.matmul_amx(x, n, out);
+        }
         if n < TILE || isa != Isa::Avx2 {
             for t in 0..n {
                 self.matvec_with(
@@ -219,6 +223,42 @@ impl Q8Matrix {
                     put(t, &dots);
                 }
             }
+        });
+    }
+
+    /// [`matmul_with`](Self::matmul_with) on the AMX tile unit (see `q8_amx.rs`).
+    #[cfg(target_arch = "x86_64")]
+    fn matmul_amx(&self, x: &[f32], n: usize, out: &mut [f32]) {
+        let (rows, cols) = (self.rows, self.cols);
+        // 64-byte aligned rows for the tile loads, and 64 readable bytes past the last token.
+        let mut xq = HugeBuf::filled(n * cols + 64, 0i8);
+        let mut xs = vec![0f32; n];
+        for (t, s) in xs.iter_mut().enumerate() {
+            let q = &mut xq[t * cols..(t + 1) * cols];
+            *s = quantize_activations_with(Isa::Amx, &x[t * cols..(t + 1) * cols], q);
+        }
+        let groups = rows.div_ceil(GROUP);
+        let outp = SharedMut(out.as_mut_ptr());
+        let put = |t: usize, g: usize, dots: &[i32; GROUP]| {
+            let r0 = g * GROUP;
+            let nr = (rows - r0).min(GROUP);
+            // SAFETY: tasks own disjoint groups, so rows r0..r0+nr of token t's output are
+            // written by this task only; `out` (n × rows) outlives parallel_for.
+            let o = unsafe { outp.slice(t * rows + r0, nr) };
+            for (i, ov) in o.iter_mut().enumerate() {
+                *ov = dots[i] as f32 / xs[t] * self.scales[r0 + i];
+            }
+        };
+        parallel_for(groups.div_ceil(GROUPS_PER_TASK), |task| {
+            let g0 = task * GROUPS_PER_TASK;
+            let g1 = (g0 + GROUPS_PER_TASK).min(groups);
+            // SAFETY: the caller checked that the AMX path is available (clamped isa); `w` is
+            // this matrix's chunk array in the layout q8_amx expects; xq holds n tokens and
+            // 64 bytes of padding.
+            unsafe {
+                let w = self.data.as_ptr() as *const i8;
+                super::q8_amx::groups(w, self.nk, cols, g0, g1, &xq, n, put)
+            };
         });
     }
 

@@ -14,8 +14,8 @@
 
 use super::x86_avx512::{finish16, store16};
 use super::{Chunk, Geom, TernaryMatrix, PANEL};
+use crate::amx::{self, tdp, tileload, tilestore, tilezero, TileCfg};
 use crate::pool::SharedMut;
-use std::arch::asm;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
@@ -31,61 +31,16 @@ thread_local! {
     static SCRATCH: RefCell<Vec<Chunk>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The 64-byte tile configuration (`ldtilecfg` operand, palette 1).
-#[repr(C, align(64))]
-struct TileCfg([u8; 64]);
-
-impl TileCfg {
-    /// Accumulator and activation tiles with `m0` (group's first 16 tokens) and `m1` (next
-    /// 16; 0 = none) rows; weight tiles 16 × 64 bytes.
-    fn new(m0: usize, m1: usize) -> TileCfg {
-        let mut c = [0u8; 64];
-        c[0] = 1;
-        let mut set = |t: usize, rows: usize| {
-            c[16 + 2 * t..18 + 2 * t].copy_from_slice(&64u16.to_le_bytes());
-            c[48 + t] = rows as u8;
-        };
-        for t in [0, 1, 4] {
-            set(t, m0);
-        }
-        if m1 > 0 {
-            for t in [2, 3, 5] {
-                set(t, m1);
-            }
-        } else {
-            // One activation tile: tmm2/tmm3 accumulate the odd K steps (two chains hide
-            // the `tdpbssd` latency; integer sums do not depend on the split).
-            set(2, m0);
-            set(3, m0);
-        }
-        set(6, BROWS);
-        set(7, BROWS);
-        TileCfg(c)
+/// The tile configuration for a group of `m0` (first 16 tokens) and `m1` (next 16; 0 = none)
+/// tokens: accumulators tmm0–3, activations tmm4/5, weights tmm6/7 (16 × 64 bytes).
+fn tile_cfg(m0: usize, m1: usize) -> TileCfg {
+    if m1 > 0 {
+        TileCfg::new([m0, m0, m1, m1, m0, m1, BROWS, BROWS])
+    } else {
+        // One activation tile: tmm2/tmm3 accumulate the odd K steps (two chains hide the
+        // `tdpbssd` latency; integer sums do not depend on the split).
+        TileCfg::new([m0, m0, m0, m0, m0, 0, BROWS, BROWS])
     }
-}
-
-/// Load tile `$t` from `$ptr` with row stride `$stride` bytes.
-macro_rules! tileload {
-    ($t:literal, $ptr:expr, $stride:expr) => {
-        asm!(concat!("tileloadd tmm", $t, ", [{p} + {s}*1]"),
-             p = in(reg) $ptr, s = in(reg) $stride, options(nostack, readonly, preserves_flags))
-    };
-}
-/// Store tile `$t` to `$ptr` with row stride `$stride` bytes.
-macro_rules! tilestore {
-    ($t:literal, $ptr:expr, $stride:expr) => {
-        asm!(concat!("tilestored [{p} + {s}*1], tmm", $t),
-             p = in(reg) $ptr, s = in(reg) $stride, options(nostack, preserves_flags))
-    };
-}
-/// `tmm$c += tmm$a · tmm$b` (signed bytes, i32 accumulators).
-macro_rules! tdp {
-    ($c:literal, $a:literal, $b:literal) => {
-        asm!(
-            concat!("tdpbssd tmm", $c, ", tmm", $a, ", tmm", $b),
-            options(nostack, nomem, preserves_flags)
-        )
-    };
 }
 
 /// Rows of panels `p0..p1` for every token (`n = x_scales.len()` ≥ 1).
@@ -135,11 +90,8 @@ pub(super) unsafe fn panels(
                 let m0 = (n - t0).min(MT);
                 let m1 = (n - t0 - m0).min(MT);
                 if cfg_m != (m0, m1) {
-                    let cfg = TileCfg::new(m0, m1);
-                    // SAFETY: a valid palette-1 configuration (rows ≤ 16, 64-byte rows).
-                    unsafe {
-                        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly))
-                    };
+                    // SAFETY: AMX is available (caller's contract).
+                    unsafe { tile_cfg(m0, m1).load() };
                     cfg_m = (m0, m1);
                 }
                 let step = |kb: usize| -> (*const Chunk, *const Chunk) {
@@ -176,8 +128,8 @@ pub(super) unsafe fn panels(
             p += 2;
         }
         if cfg_m.0 != usize::MAX {
-            // SAFETY: return the tile unit to its initial state (no operands).
-            unsafe { asm!("tilerelease", options(nostack, nomem)) };
+            // SAFETY: AMX is available (caller's contract).
+            unsafe { amx::release() };
         }
     });
 }
@@ -289,13 +241,10 @@ unsafe fn group(
     // tokens t0.. (< n) and columns kb·64..kb·64+64 ≤ cols for kb < full_kb (else the padded
     // `tail`); weight tiles come from `step`.
     unsafe {
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            options(nostack, nomem, preserves_flags)
-        );
+        tilezero!("0");
+        tilezero!("1");
+        tilezero!("2");
+        tilezero!("3");
         for kb in 0..nkb {
             let (a0, a1, stride) = if kb < full_kb {
                 (xa.add(kb * KB), xa.wrapping_add(MT * cols + kb * KB), cols)
