@@ -17,6 +17,7 @@ const MT: usize = 16;
 /// AMX is available to this process; `w` points at the matrix's chunks (`groups · nk · 4` of
 /// 64 bytes, chunk (g, k, panel i) at `(g·nk + k)·4 + i`, zero past the real columns); `xq`
 /// holds `n` tokens of `cols` bytes followed by at least 64 readable bytes.
+#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn groups(
     w: *const i8,
     nk: usize,
