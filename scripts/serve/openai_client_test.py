@@ -40,6 +40,12 @@ text = "".join(c.choices[0].text for c in client.completions.create(
     model=MODEL, prompt="Once upon a time", max_tokens=24, temperature=0, stream=True) if c.choices)
 check("completions stream == non-stream", text == expected, repr(text))
 
+# Several prompts in one request: one choice per prompt, in order.
+r = client.completions.create(model=MODEL, prompt=["Once upon a time", "Once upon a time"], max_tokens=24,
+                              temperature=0)
+check("completions prompt batch", [c.index for c in r.choices] == [0, 1]
+      and all(c.text == expected for c in r.choices), r.choices)
+
 # Chat, not streaming and streaming (a base model: messages are joined as text).
 msgs = [{"role": "user", "content": "Once upon a time"}]
 r = client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=24, temperature=0)
@@ -101,6 +107,13 @@ check("tool call", r.choices[0].finish_reason == "tool_calls" and call.function.
 r = client.chat.completions.create(model=MODEL, tools=tools, max_tokens=30, temperature=0, messages=ask + [
     {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
     {"role": "tool", "tool_call_id": call.id, "content": "sunny"}])
+stream = list(client.chat.completions.create(
+    model=MODEL, messages=ask, tools=tools, max_tokens=60, temperature=0, stream=True,
+    tool_choice={"type": "function", "function": {"name": "get_weather"}}))
+deltas = [c.choices[0].delta.tool_calls for c in stream if c.choices and c.choices[0].delta.tool_calls]
+check("tool call streamed", len(deltas) == 1 and deltas[0][0].function.name == "get_weather"
+      and deltas[0][0].function.arguments == call.function.arguments
+      and [c.choices[0].finish_reason for c in stream if c.choices][-1] == "tool_calls", stream)
 check("tool result accepted", r.choices[0].finish_reason in ("stop", "length", "tool_calls"), r.choices[0])
 
 # Errors surface as the client's typed exceptions.

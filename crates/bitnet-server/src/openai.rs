@@ -243,7 +243,7 @@ async fn chat_inner(st: &Arc<AppState>, body: Body) -> Result<Response, ApiError
         st,
         Kind::Chat,
         c,
-        prompt,
+        vec![prompt],
         want,
         constraint,
         tool_spec.is_some(),
@@ -277,21 +277,24 @@ async fn completions_inner(st: &Arc<AppState>, body: Body) -> Result<Response, A
             })
             .collect()
     };
-    let prompt = match o.get("prompt") {
-        Some(Value::String(s)) => encode(s)?,
-        Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => {
-            encode(a[0].as_str().unwrap_or(""))?
-        }
-        Some(Value::Array(a)) if a.len() == 1 && a[0].is_array() => {
-            ids(a[0].as_array().map_or(&[], |v| v))?
-        }
-        Some(Value::Array(a)) if a.iter().all(Value::is_number) => ids(a)?,
-        Some(Value::Array(_)) => {
-            return Err(ApiError::param(
-                "prompt",
-                "batches of several prompts are not supported; send one request per prompt",
-            ))
-        }
+    // One prompt (a string or token ids) or a batch of them (strings or arrays of ids), as
+    // OpenAI accepts; choices are numbered prompt by prompt, `n` per prompt.
+    let prompts: Vec<Vec<u32>> = match o.get("prompt") {
+        Some(Value::String(s)) => vec![encode(s)?],
+        Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_number) => vec![ids(a)?],
+        Some(Value::Array(a)) if !a.is_empty() => a
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match p {
+                Value::String(s) => encode(s),
+                Value::Array(t) => ids(t),
+                v => Err(ApiError::invalid(
+                    Some("prompt".into()),
+                    format!("'prompt[{i}]': expected a string or an array of token ids, got {v}"),
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(Value::Array(_)) => return Err(ApiError::param("prompt", "the prompt is empty")),
         Some(v) => {
             return Err(ApiError::param(
                 "prompt",
@@ -300,8 +303,26 @@ async fn completions_inner(st: &Arc<AppState>, body: Body) -> Result<Response, A
         }
         None => return Err(ApiError::param("prompt", "missing")),
     };
-    if prompt.is_empty() {
-        return Err(ApiError::param("prompt", "the prompt is empty"));
+    if let Some(i) = prompts.iter().position(Vec::is_empty) {
+        return Err(ApiError::param(
+            "prompt",
+            if prompts.len() == 1 {
+                "the prompt is empty".to_string()
+            } else {
+                format!("prompt {i} is empty")
+            },
+        ));
+    }
+    let most = st.handle.max_running();
+    if prompts.len() * c.n > most {
+        return Err(ApiError::param(
+            "prompt",
+            format!(
+                "{} prompts × n = {} choices; this server runs at most {most} sequences at once",
+                prompts.len(),
+                prompts.len() * c.n
+            ),
+        ));
     }
     if o.get("tools").is_some_and(|t| !t.is_null()) {
         return Err(ApiError::param(
@@ -310,7 +331,7 @@ async fn completions_inner(st: &Arc<AppState>, body: Body) -> Result<Response, A
         ));
     }
     let constraint = response_format(st, &o)?;
-    run(st, Kind::Text, c, prompt, want, constraint, false).await
+    run(st, Kind::Text, c, prompts, want, constraint, false).await
 }
 
 fn finish_str(f: &FinishReason) -> &'static str {
@@ -361,48 +382,64 @@ async fn run(
     st: &Arc<AppState>,
     kind: Kind,
     c: Common,
-    prompt: Vec<u32>,
+    prompts: Vec<Vec<u32>>,
     want: Option<WantLogprobs>,
     constraint: Option<Constraint>,
     tools: bool,
 ) -> Result<Response, ApiError> {
-    let sub = Submission {
-        request: Request {
-            prompt,
-            sampling: c.sampling.clone(),
-            max_tokens: c.max_tokens,
-            stop_tokens: if c.ignore_eos {
-                Vec::new()
-            } else {
-                st.text.stop_tokens.clone()
+    let prompt_tokens: usize = prompts.iter().map(Vec::len).sum();
+    let mut subs = Vec::with_capacity(prompts.len());
+    for prompt in prompts {
+        let sub = Submission {
+            request: Request {
+                prompt,
+                sampling: c.sampling.clone(),
+                max_tokens: c.max_tokens,
+                stop_tokens: if c.ignore_eos {
+                    Vec::new()
+                } else {
+                    st.text.stop_tokens.clone()
+                },
+                n: c.n,
+                logprobs: want.map(|w| w.top),
+                constraint: constraint.clone(),
             },
-            n: c.n,
-            logprobs: want.map(|w| w.top),
-            constraint,
-        },
-        stop_strings: c.stop.clone(),
-    };
-    let prompt_tokens = sub.request.prompt.len();
-    let (id, rx) = st.handle.submit(sub).map_err(engine_error)?;
+            stop_strings: c.stop.clone(),
+        };
+        match st.handle.submit(sub) {
+            Ok(s) => subs.push(s),
+            Err(e) => {
+                for (id, _) in &subs {
+                    st.handle.cancel(*id);
+                }
+                return Err(engine_error(e));
+            }
+        }
+    }
     st.metrics
         .prompt_tokens
         .fetch_add(prompt_tokens as u64, Ordering::Relaxed);
+    let ids: Vec<u64> = subs.iter().map(|(id, _)| *id).collect();
     let rid = format!(
-        "{}-{id:x}{:x}",
+        "{}-{:x}{:x}",
         if kind == Kind::Chat {
             "chatcmpl"
         } else {
             "cmpl"
         },
+        ids[0],
         st.created
     );
+    let choices = subs.len() * c.n;
+    let rx = merge(subs, c.n);
     let job = Job {
         st: st.clone(),
         kind,
         c,
         rid,
-        id,
+        ids,
         rx,
+        choices,
         prompt_tokens,
         want,
         tools,
@@ -414,6 +451,39 @@ async fn run(
     }
 }
 
+/// One event channel for several submissions: submission `k`'s choice `j` becomes choice
+/// `k·n + j`. A forwarder stops, dropping its submission's channel (which cancels it), as soon
+/// as the merged channel's receiver is gone.
+fn merge(
+    mut subs: Vec<(u64, UnboundedReceiver<bitnet_engine::EventResult>)>,
+    n: usize,
+) -> UnboundedReceiver<bitnet_engine::EventResult> {
+    if subs.len() == 1 {
+        return subs.pop().map(|(_, rx)| rx).expect("one submission");
+    }
+    let (tx, merged) = tokio::sync::mpsc::unbounded_channel();
+    for (k, (_, mut rx)) in subs.into_iter().enumerate() {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let ev = tokio::select! {
+                    ev = rx.recv() => ev,
+                    _ = tx.closed() => return,
+                };
+                let Some(ev) = ev else { return };
+                let ev = ev.map(|mut e| {
+                    e.index += k * n;
+                    e
+                });
+                if tx.send(ev).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    merged
+}
+
 /// One submitted request, as the answering code needs it.
 struct Job {
     st: Arc<AppState>,
@@ -421,9 +491,11 @@ struct Job {
     c: Common,
     /// Response id (`chatcmpl-…` / `cmpl-…`).
     rid: String,
-    /// The engine handle's id, for cancelling.
-    id: u64,
+    /// The engine handle's ids (one per prompt), for cancelling.
+    ids: Vec<u64>,
     rx: UnboundedReceiver<bitnet_engine::EventResult>,
+    /// Choices in all (prompts × n).
+    choices: usize,
     prompt_tokens: usize,
     want: Option<WantLogprobs>,
     /// Answers are under the tool grammar.
@@ -492,8 +564,9 @@ async fn collect(job: Job) -> Result<Response, ApiError> {
         kind,
         c,
         rid,
-        id,
+        ids,
         rx,
+        choices,
         prompt_tokens,
         want,
         tools,
@@ -505,21 +578,25 @@ async fn collect(job: Job) -> Result<Response, ApiError> {
         last: None,
         deadline: st.options.request_timeout.map(|t| Instant::now() + t),
     };
-    let mut acc: Vec<Acc> = (0..c.n).map(|_| Acc::default()).collect();
-    let mut cached = 0;
-    let mut open = c.n;
+    let mut acc: Vec<Acc> = (0..choices).map(|_| Acc::default()).collect();
+    // Cached prompt tokens per prompt (every choice of a prompt reports the same figure).
+    let mut cached = vec![0usize; choices.div_ceil(c.n)];
+    let mut open = choices;
     while open > 0 {
         let ev = match r.next(st).await {
             Next::Event(ev) => ev,
             Next::Error(e) => return Err(e),
             Next::TimedOut => {
-                st.handle.cancel(id);
+                for &id in &ids {
+                    st.handle.cancel(id);
+                }
                 return Err(timeout_error(st));
             }
             Next::Closed => return Err(ApiError::server("the engine ended the request early")),
         };
-        cached = cached.max(ev.cached_tokens);
-        let a = &mut acc[ev.index.min(c.n - 1)];
+        let i = ev.index.min(choices - 1);
+        cached[i / c.n] = cached[i / c.n].max(ev.cached_tokens);
+        let a = &mut acc[i];
         if let Some(t) = ev.token {
             a.tokens += 1;
             if let (Some(lp), Some(_)) = (&ev.logprob, want) {
@@ -585,7 +662,7 @@ async fn collect(job: Job) -> Result<Response, ApiError> {
         "model": st.options.model_id,
         "system_fingerprint": null,
         "choices": choices,
-        "usage": usage(prompt_tokens, completion, cached),
+        "usage": usage(prompt_tokens, completion, cached.iter().sum()),
     }))
     .into_response())
 }
@@ -627,8 +704,9 @@ fn stream(job: Job) -> Response {
         kind,
         c,
         rid,
-        id,
+        ids,
         rx,
+        choices,
         prompt_tokens,
         want,
         tools,
@@ -660,14 +738,14 @@ fn stream(job: Job) -> Response {
             last: None,
             deadline: st.options.request_timeout.map(|t| Instant::now() + t),
         };
-        let mut open = c.n;
-        let mut started = vec![false; c.n];
+        let mut open = choices;
+        let mut started = vec![false; choices];
         let mut completion = 0usize;
-        let mut cached = 0usize;
-        let mut offsets = vec![0usize; c.n];
+        let mut cached = vec![0usize; choices.div_ceil(c.n)];
+        let mut offsets = vec![0usize; choices];
         // Under the tool grammar the answer is sent whole at its end (as content or as a
         // tool call), so text is held per choice until then.
-        let mut held = vec![String::new(); c.n];
+        let mut held = vec![String::new(); choices];
         while open > 0 {
             let ev = tokio::select! {
                 n = r.next(&st) => n,
@@ -682,7 +760,9 @@ fn stream(job: Job) -> Response {
                     break;
                 }
                 Next::TimedOut => {
-                    st.handle.cancel(id);
+                    for &id in &ids {
+                        st.handle.cancel(id);
+                    }
                     let _ = tx
                         .send(Ok(
                             Event::default().data(timeout_error(&st).body().to_string())
@@ -692,8 +772,8 @@ fn stream(job: Job) -> Response {
                 }
                 Next::Closed => break,
             };
-            let i = ev.index.min(c.n - 1);
-            cached = cached.max(ev.cached_tokens);
+            let i = ev.index.min(choices - 1);
+            cached[i / c.n] = cached[i / c.n].max(ev.cached_tokens);
             if ev.token.is_some() {
                 completion += 1;
             }
@@ -731,12 +811,33 @@ fn stream(job: Job) -> Response {
             }
             if let Some(f) = &ev.finish {
                 open -= 1;
+                let mut finish = finish_str(f);
+                if tools {
+                    // The whole answer, now that it is complete: content or a tool call.
+                    let (m, called) = tool_message(&rid, i, &held[i]);
+                    let delta = if called {
+                        finish = "tool_calls";
+                        let mut calls = m["tool_calls"].clone();
+                        if let Some(arr) = calls.as_array_mut() {
+                            for (k, call) in arr.iter_mut().enumerate() {
+                                call["index"] = json!(k);
+                            }
+                        }
+                        json!({"tool_calls": calls})
+                    } else {
+                        json!({"content": m["content"]})
+                    };
+                    sends.push(chunk(
+                        json!({"index": i, "delta": delta, "logprobs": null, "finish_reason": null}),
+                        c.include_usage,
+                    ));
+                }
                 let choice = match kind {
                     Kind::Chat => {
-                        json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": finish_str(f)})
+                        json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": finish})
                     }
                     Kind::Text => {
-                        json!({"index": i, "text": "", "logprobs": null, "finish_reason": finish_str(f)})
+                        json!({"index": i, "text": "", "logprobs": null, "finish_reason": finish})
                     }
                 };
                 sends.push(chunk(choice, c.include_usage));
@@ -755,7 +856,7 @@ fn stream(job: Job) -> Response {
                 "model": st.options.model_id,
                 "system_fingerprint": null,
                 "choices": [],
-                "usage": usage(prompt_tokens, completion, cached),
+                "usage": usage(prompt_tokens, completion, cached.iter().sum()),
             });
             let _ = tx.send(Ok(Event::default().data(v.to_string()))).await;
         }

@@ -271,6 +271,110 @@ async fn endpoints_and_greedy_text() {
         .unwrap()
         .starts_with(", there was"));
 
+    // Several prompts in one completions request: choices prompt by prompt, n per prompt,
+    // each prompt's greedy text what it gets alone; streaming carries the same.
+    let prompts = ["Once upon a time", "Tom had a big red ball."];
+    let alone: Vec<String> = prompts.iter().map(|p| greedy_alone(&s, p, 10)).collect();
+    let batch = json!({"prompt": prompts, "max_tokens": 10, "temperature": 0, "n": 2});
+    let (st, r) = post(&s.base, "/v1/completions", batch.clone()).await;
+    assert_eq!(st, 200, "{r}");
+    let ch = r["choices"].as_array().unwrap();
+    assert_eq!(ch.len(), 4, "{r}");
+    for (i, c) in ch.iter().enumerate() {
+        assert_eq!(c["index"], i);
+        assert_eq!(c["text"], alone[i / 2].as_str(), "choice {i}");
+    }
+    let pt: usize = prompts
+        .iter()
+        .map(|p| {
+            s.tokenizer
+                .encode(p, s.tokenizer.add_bos_default(), false)
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert_eq!(r["usage"]["prompt_tokens"], pt);
+    assert_eq!(r["usage"]["completion_tokens"], 40);
+    let ids: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| {
+            s.tokenizer
+                .encode(p, s.tokenizer.add_bos_default(), false)
+                .unwrap()
+        })
+        .collect();
+    let (_, r) = post(
+        &s.base,
+        "/v1/completions",
+        json!({"prompt": ids, "max_tokens": 10, "temperature": 0}),
+    )
+    .await;
+    assert_eq!(r["choices"][1]["text"], alone[1].as_str(), "{r}");
+    let mut sb = batch.clone();
+    sb["stream"] = json!(true);
+    let body = c
+        .post(format!("{}/v1/completions", s.base))
+        .json(&sb)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let data = sse_data(&body);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let mut texts = vec![String::new(); 4];
+    let mut finished = [false; 4];
+    for d in &data[..data.len() - 1] {
+        let v: Value = serde_json::from_str(d).unwrap();
+        let c0 = &v["choices"][0];
+        let i = c0["index"].as_u64().unwrap() as usize;
+        texts[i].push_str(c0["text"].as_str().unwrap_or(""));
+        if !c0["finish_reason"].is_null() {
+            finished[i] = true;
+        }
+    }
+    assert_eq!(finished, [true; 4]);
+    for (i, t) in texts.iter().enumerate() {
+        assert_eq!(t, &alone[i / 2], "streamed choice {i}");
+    }
+
+    // A forced tool call, streamed: the call arrives as `delta.tool_calls` before a
+    // `tool_calls` finish, and its arguments parse.
+    let tools = json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"], "additionalProperties": false}}}]);
+    let tb = json!({"messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": tools,
+        "tool_choice": "required", "max_tokens": 60, "temperature": 0, "stream": true});
+    let body = c
+        .post(format!("{}/v1/chat/completions", s.base))
+        .json(&tb)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let data = sse_data(&body);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let call = chunks
+        .iter()
+        .find_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array().cloned())
+        .unwrap_or_else(|| panic!("no tool call in {body}"));
+    assert_eq!(call[0]["index"], 0);
+    assert_eq!(call[0]["type"], "function");
+    assert_eq!(call[0]["function"]["name"], "get_weather");
+    let args: Value =
+        serde_json::from_str(call[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert!(args["city"].is_string(), "{args}");
+    assert_eq!(
+        chunks[chunks.len() - 1]["choices"][0]["finish_reason"],
+        "tool_calls"
+    );
+
     let metrics = c
         .get(format!("{}/metrics", s.base))
         .send()
@@ -398,6 +502,34 @@ async fn errors_have_openai_shape_and_status() {
             Some("prompt"),
         ),
         (json!({}).to_string(), ok, 400, "missing", Some("prompt")),
+        (
+            json!({"prompt": ["a", []]}).to_string(),
+            ok,
+            400,
+            "prompt 1 is empty",
+            Some("prompt"),
+        ),
+        (
+            json!({"prompt": ["a", 7]}).to_string(),
+            ok,
+            400,
+            "'prompt[1]': expected a string or an array of token ids",
+            Some("prompt"),
+        ),
+        (
+            json!({"prompt": ["a", [1, 99999]]}).to_string(),
+            ok,
+            400,
+            "below 512",
+            Some("prompt"),
+        ),
+        (
+            json!({"prompt": ["a", "b", "c", "d", "e"], "n": 2}).to_string(),
+            ok,
+            400,
+            "5 prompts × n = 10 choices; this server runs at most 4 sequences at once",
+            Some("prompt"),
+        ),
         (
             json!({"prompt": "x", "model": "gpt-4o"}).to_string(),
             ok,
