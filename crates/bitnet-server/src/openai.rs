@@ -189,15 +189,40 @@ async fn chat_inner(st: &Arc<AppState>, body: Body) -> Result<Response, ApiError
                 ))
             }
         };
-        let mut content = params::content_text(m.get("content"), i)?;
-        if role == "assistant" && content.is_empty() {
-            if let Some(text) = m.get("tool_calls").and_then(tools::calls_as_text) {
-                content = text;
-            }
+        let content = params::content_text(m.get("content"), i)?;
+        let mut msg = Message::new(role, content);
+        if role == "assistant" {
+            msg.tool_calls = m.get("tool_calls").and_then(tools::calls_for_template);
         }
-        messages.push(Message::new(role, content));
+        if role == "tool" {
+            msg.tool_call_id = m
+                .get("tool_call_id")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        }
+        messages.push(msg);
     }
     let tool_spec = tools::parse(&o)?;
+    // Native tool calling when the template renders tools in a known format.
+    let format = match st.text.template.as_ref().and_then(|t| t.tool_format()) {
+        Some(f) => tools::Format::Native(f),
+        None => tools::Format::Generic,
+    };
+    let template_tools = match (&tool_spec, format) {
+        (Some(spec), tools::Format::Native(_)) => Some(spec.template_tools()),
+        _ => None,
+    };
+    if format == tools::Format::Generic {
+        // Earlier calls are written back as the generic answer the model gave.
+        for (m, src) in messages.iter_mut().zip(msgs) {
+            if m.role == "assistant" && m.content.is_empty() {
+                if let Some(text) = src.get("tool_calls").and_then(tools::calls_as_text) {
+                    m.content = text;
+                }
+            }
+            m.tool_calls = None;
+        }
+    }
     if let Some(spec) = &tool_spec {
         if o.get("response_format").is_some_and(|v| !v.is_null()) {
             return Err(ApiError::param(
@@ -205,50 +230,51 @@ async fn chat_inner(st: &Arc<AppState>, body: Body) -> Result<Response, ApiError
                 "cannot be combined with tools",
             ));
         }
-        let text = spec.system_prompt();
-        match messages.first_mut() {
-            Some(m) if m.role == "system" => m.content = format!("{}\n\n{text}", m.content),
-            _ => messages.insert(0, Message::system(text)),
+        if format == tools::Format::Generic {
+            let text = spec.system_prompt();
+            match messages.first_mut() {
+                Some(m) if m.role == "system" => m.content = format!("{}\n\n{text}", m.content),
+                _ => messages.insert(0, Message::system(text)),
+            }
         }
     }
     let tok = st.text.tokenizer.as_ref();
     let prompt = match &st.text.template {
-        Some(t) => t.encode(tok, &messages, true).map_err(|e| {
-            ApiError::invalid(Some("messages".into()), format!("chat template: {e}"))
-        })?,
+        Some(t) => t
+            .encode_with(tok, &messages, template_tools.as_ref(), true)
+            .map_err(|e| {
+                ApiError::invalid(Some("messages".into()), format!("chat template: {e}"))
+            })?,
         None => {
             let text: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
             tok.encode(&text.join("\n"), tok.add_bos_default(), false)
                 .map_err(|e| ApiError::param("messages", e))?
         }
     };
-    let constraint = match &tool_spec {
-        Some(spec) => {
+    let constraint = match tool_spec.as_ref().map(|s| s.grammar(format)) {
+        Some(Some(g)) => {
             let compiler = st.text.grammar.as_ref().ok_or_else(|| {
                 ApiError::param(
                     "tools",
                     "tool calling needs structured output, not available for this model",
                 )
             })?;
-            Some(compiler.json_schema(spec.schema()).map_err(|e| {
+            let compiled = match g {
+                tools::Grammar::JsonSchema(schema) => compiler.json_schema(schema),
+                tools::Grammar::Lark(lark) => compiler.lark(&lark),
+            };
+            Some(compiled.map_err(|e| {
                 ApiError::param(
                     "tools",
                     format!("the tools' parameter schemas cannot be used: {e}"),
                 )
             })?)
         }
+        Some(None) => None,
         None => response_format(st, &o)?,
     };
-    run(
-        st,
-        Kind::Chat,
-        c,
-        vec![prompt],
-        want,
-        constraint,
-        tool_spec.is_some(),
-    )
-    .await
+    let tools = tool_spec.map(|spec| (spec, format));
+    run(st, Kind::Chat, c, vec![prompt], want, constraint, tools).await
 }
 
 async fn completions_inner(st: &Arc<AppState>, body: Body) -> Result<Response, ApiError> {
@@ -331,7 +357,7 @@ async fn completions_inner(st: &Arc<AppState>, body: Body) -> Result<Response, A
         ));
     }
     let constraint = response_format(st, &o)?;
-    run(st, Kind::Text, c, prompts, want, constraint, false).await
+    run(st, Kind::Text, c, prompts, want, constraint, None).await
 }
 
 fn finish_str(f: &FinishReason) -> &'static str {
@@ -385,7 +411,7 @@ async fn run(
     prompts: Vec<Vec<u32>>,
     want: Option<WantLogprobs>,
     constraint: Option<Constraint>,
-    tools: bool,
+    tools: Option<(tools::ToolSpec, tools::Format)>,
 ) -> Result<Response, ApiError> {
     let prompt_tokens: usize = prompts.iter().map(Vec::len).sum();
     let mut subs = Vec::with_capacity(prompts.len());
@@ -498,8 +524,8 @@ struct Job {
     choices: usize,
     prompt_tokens: usize,
     want: Option<WantLogprobs>,
-    /// Answers are under the tool grammar.
-    tools: bool,
+    /// The request's tools and how answers are read (None: plain answers).
+    tools: Option<(tools::ToolSpec, tools::Format)>,
 }
 
 /// Receives the next event, observing latency metrics and the request deadline.
@@ -625,8 +651,8 @@ async fn collect(job: Job) -> Result<Response, ApiError> {
             let mut finish = a.finish.as_ref().map(finish_str);
             match kind {
                 Kind::Chat => {
-                    let message = if tools {
-                        let (m, called) = tool_message(&rid, i, &a.text);
+                    let message = if let Some(t) = &tools {
+                        let (m, called) = tool_message(t, &rid, i, &a.text);
                         if called {
                             finish = Some("tool_calls");
                         }
@@ -667,23 +693,36 @@ async fn collect(job: Job) -> Result<Response, ApiError> {
     .into_response())
 }
 
-/// The assistant message of an answer under the tool grammar, and whether it calls a tool.
-fn tool_message(rid: &str, index: usize, text: &str) -> (Value, bool) {
-    match tools::parse_answer(text) {
-        tools::Parsed::Call { name, arguments } => (
-            json!({
-                "role": "assistant",
-                "content": null,
-                "tool_calls": [{
-                    "id": format!("call_{}_{index}", rid.rsplit('-').next().unwrap_or("0")),
-                    "type": "function",
-                    "function": {"name": name, "arguments": arguments},
-                }],
-            }),
-            true,
-        ),
-        tools::Parsed::Text(t) => (json!({"role": "assistant", "content": t}), false),
+/// The assistant message of an answer to a request with tools, and whether it calls one.
+fn tool_message(
+    (spec, format): &(tools::ToolSpec, tools::Format),
+    rid: &str,
+    index: usize,
+    text: &str,
+) -> (Value, bool) {
+    let (calls, content) = spec.parse_answer(*format, text);
+    if calls.is_empty() {
+        return (
+            json!({"role": "assistant", "content": content.unwrap_or_default()}),
+            false,
+        );
     }
+    let tag = rid.rsplit('-').next().unwrap_or("0");
+    let calls: Vec<Value> = calls
+        .into_iter()
+        .enumerate()
+        .map(|(k, c)| {
+            json!({
+                "id": if k == 0 { format!("call_{tag}_{index}") } else { format!("call_{tag}_{index}_{k}") },
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            })
+        })
+        .collect();
+    (
+        json!({"role": "assistant", "content": content, "tool_calls": calls}),
+        true,
+    )
 }
 
 fn timeout_error(st: &AppState) -> ApiError {
@@ -795,10 +834,10 @@ fn stream(job: Job) -> Response {
                 _ => None,
             };
             offsets[i] += ev.text.len();
-            if tools {
+            if tools.is_some() {
                 held[i].push_str(&ev.text);
             }
-            if !tools && (!ev.text.is_empty() || lp.is_some()) {
+            if tools.is_none() && (!ev.text.is_empty() || lp.is_some()) {
                 let choice = match kind {
                     Kind::Chat => {
                         json!({"index": i, "delta": {"content": ev.text}, "logprobs": lp, "finish_reason": null})
@@ -812,9 +851,9 @@ fn stream(job: Job) -> Response {
             if let Some(f) = &ev.finish {
                 open -= 1;
                 let mut finish = finish_str(f);
-                if tools {
-                    // The whole answer, now that it is complete: content or a tool call.
-                    let (m, called) = tool_message(&rid, i, &held[i]);
+                if let Some(t) = &tools {
+                    // The whole answer, now that it is complete: content and/or tool calls.
+                    let (m, called) = tool_message(t, &rid, i, &held[i]);
                     let delta = if called {
                         finish = "tool_calls";
                         let mut calls = m["tool_calls"].clone();
@@ -823,7 +862,7 @@ fn stream(job: Job) -> Response {
                                 call["index"] = json!(k);
                             }
                         }
-                        json!({"tool_calls": calls})
+                        json!({"content": m["content"], "tool_calls": calls})
                     } else {
                         json!({"content": m["content"]})
                     };

@@ -33,6 +33,14 @@ impl Server {
 }
 
 async fn start(options: ServerOptions, parallel: usize) -> Option<Server> {
+    start_with(options, parallel, None).await
+}
+
+async fn start_with(
+    options: ServerOptions,
+    parallel: usize,
+    template: Option<bitnet_tokenizer::chat::ChatTemplate>,
+) -> Option<Server> {
     let dir = bitnet_testdata::shared_file("data/real-models/bitllama2c-tinystories-3m")?;
     let model = Arc::new(Model::load(&dir).unwrap());
     let tokenizer = bitnet_tokenizer::load_tokenizer(&dir).unwrap().tokenizer;
@@ -49,7 +57,7 @@ async fn start(options: ServerOptions, parallel: usize) -> Option<Server> {
     );
     let text = ModelText {
         tokenizer: tokenizer.clone(),
-        template: None,
+        template,
         stop_tokens: tokenizer.special_tokens().eog.clone(),
         grammar: Some(Arc::new(
             bitnet_engine::GrammarCompiler::new(
@@ -783,5 +791,102 @@ async fn fuzzed_bodies_never_get_a_5xx() {
             .status(),
         200
     );
+    s.stop().await;
+}
+
+/// A model whose chat template renders tools itself in the Hermes format: the tools go
+/// through the template, a required call is constrained to `<tool_call>{...}</tool_call>`
+/// and comes back as OpenAI `tool_calls` (whole and streamed); earlier calls and tool
+/// results render back through the template; `auto` leaves the answer free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_hermes_tool_calls() {
+    let t = bitnet_tokenizer::chat::ChatTemplate::from_jinja(
+        bitnet_testdata::HERMES_STYLE_TEMPLATE,
+        "",
+        "",
+    )
+    .unwrap();
+    let Some(s) = start_with(opts(), 4, Some(t)).await else {
+        return;
+    };
+    let tools = json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}},
+        "required": ["city"], "additionalProperties": false}}}]);
+    // (One tool: this tokenizer has 512 pieces, the template's text alone is ~300 tokens of
+    // the model's 512-token context.)
+    let ask = json!([{"role": "user", "content": "Weather in Paris?"}]);
+    let body = json!({"messages": ask, "tools": tools, "max_tokens": 120, "temperature": 0,
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}}});
+    let (st, r) = post(&s.base, "/v1/chat/completions", body.clone()).await;
+    assert_eq!(st, 200, "{r}");
+    let ch = &r["choices"][0];
+    assert_eq!(ch["finish_reason"], "tool_calls", "{r}");
+    let call = &ch["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "get_weather");
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert!(
+        args["city"].as_str().is_some_and(|c| c.len() <= 12),
+        "{args}"
+    );
+    assert!(ch["message"]["content"].is_null(), "{r}");
+    // The prompt carried the tools: it is longer than the same conversation without them.
+    let (_, plain) = post(
+        &s.base,
+        "/v1/chat/completions",
+        json!({"messages": ask, "max_tokens": 1, "temperature": 0}),
+    )
+    .await;
+    assert!(r["usage"]["prompt_tokens"].as_u64() > plain["usage"]["prompt_tokens"].as_u64());
+
+    // Streamed: one tool_calls delta with the same call, finish tool_calls.
+    let mut sb = body.clone();
+    sb["stream"] = json!(true);
+    let text = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", s.base))
+        .json(&sb)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let data = sse_data(&text);
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let calls: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"].get("tool_calls"))
+        .collect();
+    assert_eq!(calls.len(), 1, "{text}");
+    assert_eq!(calls[0][0]["function"], call["function"]);
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "tool_calls"
+    );
+
+    // The call and its result sent back render through the template.
+    let mut back = ask.as_array().unwrap().clone();
+    back.push(json!({"role": "assistant", "content": null, "tool_calls": [call]}));
+    back.push(json!({"role": "tool", "tool_call_id": call["id"], "content": "sunny"}));
+    let (st, r) = post(
+        &s.base,
+        "/v1/chat/completions",
+        json!({"messages": back, "tools": tools, "max_tokens": 8, "temperature": 0}),
+    )
+    .await;
+    assert_eq!(st, 200, "{r}");
+    // `auto`: unconstrained; the story model writes text, returned as content.
+    let (st, r) = post(
+        &s.base,
+        "/v1/chat/completions",
+        json!({"messages": ask, "tools": tools, "max_tokens": 8, "temperature": 0}),
+    )
+    .await;
+    assert_eq!(st, 200, "{r}");
+    assert!(r["choices"][0]["message"]["content"].is_string(), "{r}");
+    assert_ne!(r["choices"][0]["finish_reason"], "tool_calls");
     s.stop().await;
 }

@@ -36,10 +36,17 @@ const TEMPLATE_OUTPUT_BASE: usize = 1 << 20;
 /// One chat message.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Message {
-    /// `system`, `user` or `assistant`.
+    /// `system`, `user`, `assistant` or `tool`.
     pub role: String,
     /// The text.
     pub content: String,
+    /// An assistant turn's tool calls, as templates with tool support read them:
+    /// `[{"type": "function", "function": {"name", "arguments": {...}}}]` (arguments an object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<serde_json::Value>,
+    /// A `tool` turn's call id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl Message {
@@ -48,6 +55,8 @@ impl Message {
         Message {
             role: role.into(),
             content: content.into(),
+            tool_calls: None,
+            tool_call_id: None,
         }
     }
     /// A system prompt.
@@ -118,7 +127,33 @@ pub enum TemplateSource {
 
 enum Kind {
     Builtin(BuiltinFormat),
-    Jinja(Box<Environment<'static>>),
+    Jinja(Box<Environment<'static>>, Option<ToolFormat>),
+}
+
+/// How a template's model writes tool calls, recognised from a Jinja template that renders
+/// `tools` itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolFormat {
+    /// Hermes / Qwen 2.5 and later: `<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>`,
+    /// one block per call (the template mentions `<tool_call>`).
+    Hermes,
+    /// Llama 3.1–3.3 JSON tool calling: one `{"name": ..., "parameters": {...}}` object,
+    /// optionally after `<|python_tag|>` (the template mentions `ipython` or `<|python_tag|>`).
+    Llama3Json,
+}
+
+/// The tool-call format of a Jinja template: it must read `tools` and match a known family.
+fn detect_tool_format(source: &str) -> Option<ToolFormat> {
+    if !source.contains("tools") {
+        return None;
+    }
+    if source.contains("<tool_call>") {
+        Some(ToolFormat::Hermes)
+    } else if source.contains("ipython") || source.contains("<|python_tag|>") {
+        Some(ToolFormat::Llama3Json)
+    } else {
+        None
+    }
 }
 
 /// A chat template ready to render.
@@ -150,6 +185,78 @@ fn tmpl_err(e: minijinja::Error) -> TokenizerError {
     TokenizerError::Template(msg)
 }
 
+/// `tojson` as transformers defines it for chat templates: Python's
+/// `json.dumps(x, ensure_ascii=False, indent=indent, sort_keys=sort_keys)` — separators
+/// `", "` and `": "` (`","` before a newline when indenting), keys in their order, non-ASCII
+/// text as is, nothing HTML-escaped.
+fn tojson(
+    value: minijinja::Value,
+    kwargs: minijinja::value::Kwargs,
+) -> std::result::Result<String, minijinja::Error> {
+    let indent: Option<usize> = kwargs.get("indent")?;
+    let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
+    let _: Option<bool> = kwargs.get("ensure_ascii")?;
+    kwargs.assert_all_used()?;
+    let v = serde_json::to_value(&value)
+        .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    let mut out = String::new();
+    py_json(&v, indent, sort_keys.unwrap_or(false), 0, &mut out);
+    Ok(out)
+}
+
+/// Python `json.dumps` layout of `v` into `out` (see [`tojson`]).
+fn py_json(
+    v: &serde_json::Value,
+    indent: Option<usize>,
+    sort: bool,
+    depth: usize,
+    out: &mut String,
+) {
+    use serde_json::Value as J;
+    let newline = |out: &mut String, d: usize| {
+        if let Some(n) = indent {
+            out.push('\n');
+            out.push_str(&" ".repeat(n * d));
+        }
+    };
+    let sep = if indent.is_some() { "," } else { ", " };
+    match v {
+        J::Array(a) if a.is_empty() => out.push_str("[]"),
+        J::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                newline(out, depth + 1);
+                py_json(x, indent, sort, depth + 1, out);
+            }
+            newline(out, depth);
+            out.push(']');
+        }
+        J::Object(m) if m.is_empty() => out.push_str("{}"),
+        J::Object(m) => {
+            let mut entries: Vec<(&String, &J)> = m.iter().collect();
+            if sort {
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+            }
+            out.push('{');
+            for (i, (k, x)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                newline(out, depth + 1);
+                out.push_str(&J::String(k.clone()).to_string());
+                out.push_str(": ");
+                py_json(x, indent, sort, depth + 1, out);
+            }
+            newline(out, depth);
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
 impl ChatTemplate {
     /// A built-in format. `bos_token`: the BOS spelling to start with (e.g.
     /// `<|begin_of_text|>`; empty for none).
@@ -174,10 +281,11 @@ impl ChatTemplate {
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
+        env.add_filter("tojson", tojson);
         env.add_template_owned("chat", source.to_string())
             .map_err(tmpl_err)?;
         Ok(ChatTemplate {
-            kind: Kind::Jinja(Box::new(env)),
+            kind: Kind::Jinja(Box::new(env), detect_tool_format(source)),
             bos_token: bos_token.to_string(),
             eos_token: eos_token.to_string(),
             override_note: None,
@@ -277,7 +385,17 @@ impl ChatTemplate {
     pub fn describe(&self) -> String {
         match &self.kind {
             Kind::Builtin(f) => format!("built-in {}", f.name()),
-            Kind::Jinja(_) => "Jinja template".to_string(),
+            Kind::Jinja(..) => "Jinja template".to_string(),
+        }
+    }
+
+    /// The model's own tool-call format, when this is a Jinja template that renders `tools`
+    /// and writes calls in a known format ([`ToolFormat`]); `None` otherwise (callers describe
+    /// tools themselves).
+    pub fn tool_format(&self) -> Option<ToolFormat> {
+        match &self.kind {
+            Kind::Jinja(_, f) => *f,
+            Kind::Builtin(_) => None,
         }
     }
 
@@ -289,6 +407,18 @@ impl ChatTemplate {
     pub fn render_segments(
         &self,
         messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<Vec<Segment>> {
+        self.render_segments_with(messages, None, add_generation_prompt)
+    }
+
+    /// [`render_segments`](Self::render_segments) with OpenAI-style `tools` (a JSON array of
+    /// `{"type": "function", "function": {...}}`) passed to a Jinja template as `tools`
+    /// (built-in formats ignore them).
+    pub fn render_segments_with(
+        &self,
+        messages: &[Message],
+        tools: Option<&serde_json::Value>,
         add_generation_prompt: bool,
     ) -> Result<Vec<Segment>> {
         let mut segs = Vec::new();
@@ -319,9 +449,9 @@ impl ChatTemplate {
                     push_seg(&mut segs, opener, true);
                 }
             }
-            Kind::Jinja(_) => {
-                let full = self.render(messages, add_generation_prompt)?;
-                match self.locate_contents(&full, messages, add_generation_prompt) {
+            Kind::Jinja(..) => {
+                let full = self.render_with(messages, tools, add_generation_prompt)?;
+                match self.locate_contents(&full, messages, tools, add_generation_prompt) {
                     Some(s) => segs = s,
                     None => push_seg(&mut segs, &full, true),
                 }
@@ -334,14 +464,20 @@ impl ChatTemplate {
         &self,
         full: &str,
         messages: &[Message],
+        tools: Option<&serde_json::Value>,
         add_generation_prompt: bool,
     ) -> Option<Vec<Segment>> {
         let masked_msgs: Vec<Message> = messages
             .iter()
             .enumerate()
-            .map(|(i, m)| Message::new(m.role.clone(), placeholder(i)))
+            .map(|(i, m)| Message {
+                content: placeholder(i),
+                ..m.clone()
+            })
             .collect();
-        let masked = self.render(&masked_msgs, add_generation_prompt).ok()?;
+        let masked = self
+            .render_with(&masked_msgs, tools, add_generation_prompt)
+            .ok()?;
         let pieces = split_placeholders(&masked)?;
         let mut segs = Vec::new();
         let mut pos = 0;
@@ -386,14 +522,36 @@ impl ChatTemplate {
         messages: &[Message],
         add_generation_prompt: bool,
     ) -> Result<Vec<u32>> {
+        self.encode_with(tok, messages, None, add_generation_prompt)
+    }
+
+    /// [`encode`](Self::encode) with `tools` for the template (see
+    /// [`render_segments_with`](Self::render_segments_with)).
+    pub fn encode_with(
+        &self,
+        tok: &dyn Tokenizer,
+        messages: &[Message],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<Vec<u32>> {
         tok.encode_segments(
-            &self.render_segments(messages, add_generation_prompt)?,
+            &self.render_segments_with(messages, tools, add_generation_prompt)?,
             false,
         )
     }
 
     /// Render a conversation. `add_generation_prompt`: end with the assistant's turn opener.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        self.render_with(messages, None, add_generation_prompt)
+    }
+
+    /// [`render`](Self::render) with `tools` for a Jinja template.
+    pub fn render_with(
+        &self,
+        messages: &[Message],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         match &self.kind {
             Kind::Builtin(f) => Ok(render_builtin(
                 *f,
@@ -401,21 +559,27 @@ impl ChatTemplate {
                 messages,
                 add_generation_prompt,
             )),
-            Kind::Jinja(env) => {
+            Kind::Jinja(env, _) => {
                 let t = env.get_template("chat").map_err(tmpl_err)?;
                 let out = t
                     .render(minijinja::context! {
                         messages => messages,
+                        tools => tools,
                         add_generation_prompt => add_generation_prompt,
                         bos_token => &self.bos_token,
                         eos_token => &self.eos_token,
                     })
                     .map_err(tmpl_err)?;
                 let limit = TEMPLATE_OUTPUT_BASE
-                    + 4 * messages
+                    + 4 * (messages
                         .iter()
-                        .map(|m| m.content.len() + m.role.len())
-                        .sum::<usize>();
+                        .map(|m| {
+                            m.content.len()
+                                + m.role.len()
+                                + m.tool_calls.as_ref().map_or(0, |c| c.to_string().len())
+                        })
+                        .sum::<usize>()
+                        + tools.map_or(0, |t| t.to_string().len()));
                 if out.len() > limit {
                     return Err(TokenizerError::Template(format!(
                         "the chat template wrote {} bytes for {} bytes of messages; refusing \

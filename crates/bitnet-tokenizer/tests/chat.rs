@@ -208,3 +208,80 @@ fn message_text_cannot_inject_control_tokens() {
         assert_eq!(t.encode(tok.as_ref(), conv, true).unwrap(), whole);
     }
 }
+
+use bitnet_testdata::HERMES_STYLE_TEMPLATE as HERMES_STYLE;
+
+fn weather_tools() -> serde_json::Value {
+    serde_json::json!([{"type": "function", "function": {"name": "get_weather",
+        "description": "Weather <now> in a city", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string"}}, "required": ["city"]}}}])
+}
+
+#[test]
+fn tojson_is_pythons_json_dumps() {
+    let t = ChatTemplate::from_jinja(
+        "{{ messages[0].tool_calls | tojson }}|{{ messages[0].tool_calls | tojson(indent=2) }}",
+        "",
+        "",
+    )
+    .unwrap();
+    let mut m = Message::assistant("");
+    m.tool_calls =
+        Some(serde_json::json!({"b": 1, "a": [1, "é<&>"], "c": {}, "d": [], "e": null, "f": 2.5}));
+    // json.dumps(x, ensure_ascii=False) and json.dumps(x, ensure_ascii=False, indent=2),
+    // written out by hand: key order kept, ", " / ": " separators, nothing HTML-escaped.
+    let want = "{\"b\": 1, \"a\": [1, \"é<&>\"], \"c\": {}, \"d\": [], \"e\": null, \"f\": 2.5}|{\n  \"b\": 1,\n  \"a\": [\n    1,\n    \"é<&>\"\n  ],\n  \"c\": {},\n  \"d\": [],\n  \"e\": null,\n  \"f\": 2.5\n}";
+    assert_eq!(t.render(&[m], false).unwrap(), want);
+}
+
+#[test]
+fn tools_reach_the_template_and_calls_render_back() {
+    let t = ChatTemplate::from_jinja(HERMES_STYLE, "", "<|im_end|>").unwrap();
+    assert_eq!(
+        t.tool_format(),
+        Some(bitnet_tokenizer::chat::ToolFormat::Hermes)
+    );
+    let mut call = Message::assistant("");
+    call.tool_calls = Some(
+        serde_json::json!([{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]),
+    );
+    let mut result = Message::new("tool", "sunny");
+    result.tool_call_id = Some("call_1".into());
+    let msgs = vec![
+        Message::system("Be brief."),
+        Message::user("Weather in Paris?"),
+        call,
+        result,
+    ];
+    let tools = weather_tools();
+    let want = "<|im_start|>system\nBe brief.\n\n# Tools\n\n<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Weather <now> in a city\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}}}\n</tools>\n\nCall a function with <tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\nsunny\n</tool_response><|im_end|>\n<|im_start|>assistant\n";
+    assert_eq!(t.render_with(&msgs, Some(&tools), true).unwrap(), want);
+    // Without tools the same template is a plain chat template.
+    let plain = t.render(&msgs[..2], true).unwrap();
+    assert_eq!(
+        plain,
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n"
+    );
+}
+
+#[test]
+fn tool_formats_are_recognised_from_the_template() {
+    use bitnet_tokenizer::chat::ToolFormat;
+    let llama31 = "{% if tools %}Environment: ipython\n{% for t in tools %}{{ t | tojson(indent=4) }}{% endfor %}{% endif %}{% for m in messages %}{{ m.content }}{% endfor %}";
+    assert_eq!(
+        ChatTemplate::from_jinja(llama31, "", "")
+            .unwrap()
+            .tool_format(),
+        Some(ToolFormat::Llama3Json)
+    );
+    assert_eq!(
+        ChatTemplate::from_jinja(LLAMA3_JINJA, "", "")
+            .unwrap()
+            .tool_format(),
+        None
+    );
+    assert_eq!(
+        ChatTemplate::builtin(BuiltinFormat::BitNet, BOS).tool_format(),
+        None
+    );
+}
