@@ -5,7 +5,7 @@
 //! with ActQuant), tie-proof: every position within rel L2 1e-5 with the same argmax, or a
 //! divergence that flipping near-tie int8 roundings of that position provably explains (see
 //! `compare`), plus the greedy continuation where the fixture has one. Injected bugs fail
-//! every case they affect (`injected_bugs_fail_every_case`).
+//! every case they affect (`injected_bugs_fail_every_case`), positions off by one included.
 //!
 //! Synthetic cases are rebuilt with bitnet-convert's `synth` from (shape, format, seed).
 
@@ -103,9 +103,17 @@ const CANDIDATES: usize = 16;
 const PAIR_POOL: usize = 10;
 const MAX_FLIPS: usize = 24;
 
+thread_local! {
+    /// Position of the prompt in [`run_flipped`]: 0, or 1 for the injected "positions off by
+    /// one" bug: the prompt lands one slot late, behind a repeat of its first token (the
+    /// engine refuses a gap, so the slot is filled the way a doubled BOS would fill it).
+    static START: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// All logits of `ids` with `flips` forced, and the near-tie candidates of every position.
 fn run_flipped(model: &Model, ids: &[u32], flips: &[Flip]) -> (Vec<f32>, Vec<Vec<(f32, Flip)>>) {
-    let mut st = State::new(&model.config, ids.len(), ids.len()).unwrap();
+    let start = START.with(|s| s.get());
+    let mut st = State::new(&model.config, start + ids.len(), ids.len()).unwrap();
     st.set_quant_hook(Some(Box::new(TieCandidates {
         keep: CANDIDATES,
         force: ForceRounding {
@@ -114,8 +122,13 @@ fn run_flipped(model: &Model, ids: &[u32], flips: &[Flip]) -> (Vec<f32>, Vec<Vec
         },
         by_position: Vec::new(),
     })));
+    if start > 0 {
+        model
+            .forward(&mut st, &ids[..1].repeat(start), 0, Logits::Last)
+            .unwrap();
+    }
     let got = model
-        .forward(&mut st, ids, 0, Logits::All)
+        .forward(&mut st, ids, start, Logits::All)
         .unwrap()
         .to_vec();
     let cands = st
@@ -420,6 +433,17 @@ fn injected_bugs_fail_every_case() {
             );
             checked += 1;
         }
+        // A position counter off by one: every token one slot late.
+        START.with(|s| s.set(1));
+        let caught = refs
+            .iter()
+            .any(|(ids, want, vocab)| compare(&model, ids, want, *vocab).is_err());
+        START.with(|s| s.set(0));
+        assert!(
+            caught,
+            "{name}: the bug 'positions off by one' passed the golden comparison"
+        );
+        checked += 1;
     }
     assert!(
         checked >= 5 * 10,
