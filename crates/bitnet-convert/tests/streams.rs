@@ -4,7 +4,7 @@
 use bitnet_convert::gguf_stream::{gguf_file_size, write_gguf_streaming, GgufTensorPlan};
 use bitnet_convert::safetensors_stream::{write_safetensors_streaming, StTensorPlan};
 use bitnet_convert::ConvertError;
-use bitnet_gguf::{GgmlType, GgufWriter, Value, ValueType};
+use bitnet_gguf::{GgmlType, GgufWriter, Value};
 
 #[test]
 fn gguf_stream_equals_gguf_writer() {
@@ -15,10 +15,7 @@ fn gguf_stream_equals_gguf_writer() {
         ("a.bool".into(), Value::Bool(true)),
         (
             "a.arr".into(),
-            Value::Array(
-                ValueType::String,
-                vec![Value::String("p".into()), Value::String("qq".into())],
-            ),
+            Value::Array(bitnet_gguf::Array::String(vec!["p".into(), "qq".into()])),
         ),
     ];
     let tensors = vec![

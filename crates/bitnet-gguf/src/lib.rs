@@ -23,7 +23,7 @@ mod writer;
 pub use reader::{GgufFile, GgufHeader, TensorInfo};
 pub use stream::{CountingWriter, GgufLayout, GgufStreamWriter, TensorSlot, TensorSpec};
 pub use types::GgmlType;
-pub use value::{Value, ValueType};
+pub use value::{Array, Value, ValueType};
 pub use writer::GgufWriter;
 
 /// Default alignment of the tensor data section when `general.alignment` is absent.

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{GgmlType, GgufError, Result, Value, ValueType, DEFAULT_ALIGNMENT};
+use crate::{Array, GgmlType, GgufError, Result, Value, ValueType, DEFAULT_ALIGNMENT};
 
 /// Where one tensor is and what it holds.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,15 +38,9 @@ pub struct GgufHeader {
     tensor_index: std::collections::HashMap<String, usize>,
 }
 
-/// Most metadata array elements one header may hold in all (a 256k-token vocabulary with
-/// scores, types and merges needs about 1M): 2²² elements cost at most 128 MiB as `Value`s.
-pub const MAX_ARRAY_ELEMENTS: u64 = 1 << 22;
-
 struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
-    /// Array elements read so far (see [`MAX_ARRAY_ELEMENTS`]).
-    array_elems: u64,
 }
 
 impl<'a> Cursor<'a> {
@@ -129,7 +123,8 @@ impl<'a> Cursor<'a> {
                     type_id: et_id,
                 })?;
                 let n = self.u64(&what)?;
-                // Bound the allocation by what the rest of the file could possibly hold.
+                // Bound the allocation by what the rest of the file could possibly hold; the
+                // elements are stored by type (at most ~3× their bytes in the file).
                 if n.saturating_mul(et.min_size()) > self.remaining() {
                     return Err(GgufError::Truncated {
                         what: format!("array of {n} {et:?} for metadata key {key:?}"),
@@ -138,22 +133,62 @@ impl<'a> Cursor<'a> {
                         len: self.buf.len() as u64,
                     });
                 }
-                // Each element becomes a 32-byte `Value`: bound what one header may cost.
-                self.array_elems = self.array_elems.saturating_add(n);
-                if self.array_elems > MAX_ARRAY_ELEMENTS {
-                    return Err(GgufError::BadValue {
-                        key: key.to_string(),
-                        reason: format!(
-                            "metadata arrays hold more than {MAX_ARRAY_ELEMENTS} elements in all \
-                             (this one {n}); refusing to expand them"
-                        ),
-                    });
+                let n = n as usize;
+                macro_rules! nums {
+                    ($t:ty, $variant:ident) => {{
+                        let raw = self.take((n * std::mem::size_of::<$t>()) as u64, &what)?;
+                        Array::$variant(
+                            raw.chunks_exact(std::mem::size_of::<$t>())
+                                .map(|c| <$t>::from_le_bytes(c.try_into().expect("exact chunk")))
+                                .collect(),
+                        )
+                    }};
                 }
-                let mut items = Vec::with_capacity(n as usize);
-                for _ in 0..n {
-                    items.push(self.value(et, key, depth + 1)?);
-                }
-                Value::Array(et, items)
+                let arr = match et {
+                    ValueType::U8 => Array::U8(self.take(n as u64, &what)?.to_vec()),
+                    ValueType::I8 => Array::I8(
+                        self.take(n as u64, &what)?
+                            .iter()
+                            .map(|&b| b as i8)
+                            .collect(),
+                    ),
+                    ValueType::U16 => nums!(u16, U16),
+                    ValueType::I16 => nums!(i16, I16),
+                    ValueType::U32 => nums!(u32, U32),
+                    ValueType::I32 => nums!(i32, I32),
+                    ValueType::F32 => nums!(f32, F32),
+                    ValueType::U64 => nums!(u64, U64),
+                    ValueType::I64 => nums!(i64, I64),
+                    ValueType::F64 => nums!(f64, F64),
+                    ValueType::Bool => {
+                        let raw = self.take(n as u64, &what)?;
+                        if let Some(b) = raw.iter().find(|&&b| b > 1) {
+                            return Err(GgufError::BadValue {
+                                key: key.to_string(),
+                                reason: format!("bool byte is {b}, expected 0 or 1"),
+                            });
+                        }
+                        Array::Bool(raw.iter().map(|&b| b == 1).collect())
+                    }
+                    ValueType::String => {
+                        let mut v = Vec::with_capacity(n);
+                        for _ in 0..n {
+                            v.push(self.string(&what)?);
+                        }
+                        Array::String(v)
+                    }
+                    ValueType::Array => {
+                        let mut v = Vec::with_capacity(n);
+                        for _ in 0..n {
+                            match self.value(ValueType::Array, key, depth + 1)? {
+                                Value::Array(a) => v.push(a),
+                                _ => unreachable!("an Array value is read as an array"),
+                            }
+                        }
+                        Array::Array(v)
+                    }
+                };
+                Value::Array(arr)
             }
         })
     }
@@ -163,11 +198,7 @@ impl GgufHeader {
     /// Parse the header from the first bytes of a file (`buf` may be the whole file).
     /// Tensor extents are checked against `file_len` (pass `buf.len()` for a whole file).
     pub fn parse(buf: &[u8], file_len: u64) -> Result<GgufHeader> {
-        let mut c = Cursor {
-            buf,
-            pos: 0,
-            array_elems: 0,
-        };
+        let mut c = Cursor { buf, pos: 0 };
         let magic: [u8; 4] = c.array(&|| "magic".into())?;
         if &magic != b"GGUF" {
             return Err(GgufError::BadMagic(magic));

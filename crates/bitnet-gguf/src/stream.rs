@@ -291,15 +291,47 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
         Value::F32(x) => out.extend_from_slice(&x.to_le_bytes()),
         Value::Bool(x) => out.push(*x as u8),
         Value::String(s) => write_str(out, s),
-        Value::Array(t, items) => {
-            out.extend_from_slice(&t.id().to_le_bytes());
-            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
-            for it in items {
-                write_value(out, it);
-            }
-        }
+        Value::Array(a) => write_array(out, a),
         Value::U64(x) => out.extend_from_slice(&x.to_le_bytes()),
         Value::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
         Value::F64(x) => out.extend_from_slice(&x.to_le_bytes()),
+    }
+}
+
+/// An array's element type, count and elements.
+fn write_array(out: &mut Vec<u8>, a: &crate::Array) {
+    use crate::Array as A;
+    out.extend_from_slice(&a.elem_type().id().to_le_bytes());
+    out.extend_from_slice(&(a.len() as u64).to_le_bytes());
+    match a {
+        A::U8(v) => out.extend_from_slice(v),
+        A::I8(v) => out.extend(v.iter().map(|&x| x as u8)),
+        A::U16(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        A::I16(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        A::U32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        A::I32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        A::F32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        A::Bool(v) => out.extend(v.iter().map(|&x| x as u8)),
+        A::String(v) => v.iter().for_each(|x| write_str(out, x)),
+        A::Array(v) => v.iter().for_each(|x| write_array(out, x)),
+        A::U64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        A::I64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        A::F64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
     }
 }

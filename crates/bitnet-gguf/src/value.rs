@@ -85,8 +85,8 @@ pub enum Value {
     F32(f32),
     Bool(bool),
     String(String),
-    /// Elements all have `elem_type`.
-    Array(ValueType, Vec<Value>),
+    /// Elements of one type, stored compactly ([`Array`]).
+    Array(Array),
     U64(u64),
     I64(i64),
     F64(f64),
@@ -164,29 +164,33 @@ impl Value {
         }
     }
 
-    pub fn as_array(&self) -> Option<&[Value]> {
+    pub fn as_array(&self) -> Option<&Array> {
         match self {
-            Value::Array(_, v) => Some(v),
+            Value::Array(a) => Some(a),
             _ => None,
         }
     }
 
     /// An array of strings (e.g. `tokenizer.ggml.tokens`).
     pub fn as_str_array(&self) -> Option<Vec<&str>> {
-        self.as_array()?.iter().map(|v| v.as_str()).collect()
+        match self.as_array()? {
+            Array::String(v) => Some(v.iter().map(String::as_str).collect()),
+            _ => None,
+        }
     }
 
     /// An array of numbers as f32 (e.g. `tokenizer.ggml.scores`).
     pub fn as_f32_array(&self) -> Option<Vec<f32>> {
-        self.as_array()?
-            .iter()
-            .map(|v| v.as_f64().map(|x| x as f32))
+        let a = self.as_array()?;
+        (0..a.len())
+            .map(|i| a.get(i)?.as_f64().map(|x| x as f32))
             .collect()
     }
 
     /// An array of integers as i64 (e.g. `tokenizer.ggml.token_type`).
     pub fn as_i64_array(&self) -> Option<Vec<i64>> {
-        self.as_array()?.iter().map(|v| v.as_i64()).collect()
+        let a = self.as_array()?;
+        (0..a.len()).map(|i| a.get(i)?.as_i64()).collect()
     }
 }
 
@@ -209,17 +213,19 @@ impl fmt::Display for Value {
                     write!(f, "{s:?}")
                 }
             }
-            Value::Array(t, v) => {
-                write!(f, "[{t:?}; {}]", v.len())?;
-                if !v.is_empty() {
+            Value::Array(a) => {
+                write!(f, "[{:?}; {}]", a.elem_type(), a.len())?;
+                if !a.is_empty() {
                     f.write_str(" ")?;
-                    for (i, x) in v.iter().take(4).enumerate() {
+                    for i in 0..a.len().min(4) {
                         if i > 0 {
                             f.write_str(", ")?;
                         }
-                        write!(f, "{x}")?;
+                        if let Some(x) = a.get(i) {
+                            write!(f, "{x}")?;
+                        }
                     }
-                    if v.len() > 4 {
+                    if a.len() > 4 {
                         f.write_str(", …")?;
                     }
                 }
@@ -229,5 +235,94 @@ impl fmt::Display for Value {
             Value::I64(v) => write!(f, "{v}"),
             Value::F64(v) => write!(f, "{v}"),
         }
+    }
+}
+
+/// A metadata array: its elements stored by type, a few bytes per number rather than one
+/// [`Value`] each, so a header costs at most a small multiple of its size in the file (a
+/// string element takes ≥ 8 bytes there, a nested array ≥ 12).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Array {
+    U8(Vec<u8>),
+    I8(Vec<i8>),
+    U16(Vec<u16>),
+    I16(Vec<i16>),
+    U32(Vec<u32>),
+    I32(Vec<i32>),
+    F32(Vec<f32>),
+    Bool(Vec<bool>),
+    String(Vec<String>),
+    /// Arrays of arrays (the format allows them; no known model uses them).
+    Array(Vec<Array>),
+    U64(Vec<u64>),
+    I64(Vec<i64>),
+    F64(Vec<f64>),
+}
+
+macro_rules! each_array {
+    ($a:expr, $v:ident => $e:expr) => {
+        match $a {
+            Array::U8($v) => $e,
+            Array::I8($v) => $e,
+            Array::U16($v) => $e,
+            Array::I16($v) => $e,
+            Array::U32($v) => $e,
+            Array::I32($v) => $e,
+            Array::F32($v) => $e,
+            Array::Bool($v) => $e,
+            Array::String($v) => $e,
+            Array::Array($v) => $e,
+            Array::U64($v) => $e,
+            Array::I64($v) => $e,
+            Array::F64($v) => $e,
+        }
+    };
+}
+
+impl Array {
+    /// The type of every element.
+    pub fn elem_type(&self) -> ValueType {
+        match self {
+            Array::U8(_) => ValueType::U8,
+            Array::I8(_) => ValueType::I8,
+            Array::U16(_) => ValueType::U16,
+            Array::I16(_) => ValueType::I16,
+            Array::U32(_) => ValueType::U32,
+            Array::I32(_) => ValueType::I32,
+            Array::F32(_) => ValueType::F32,
+            Array::Bool(_) => ValueType::Bool,
+            Array::String(_) => ValueType::String,
+            Array::Array(_) => ValueType::Array,
+            Array::U64(_) => ValueType::U64,
+            Array::I64(_) => ValueType::I64,
+            Array::F64(_) => ValueType::F64,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        each_array!(self, v => v.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i` as a [`Value`] (strings and nested arrays are cloned).
+    pub fn get(&self, i: usize) -> Option<Value> {
+        Some(match self {
+            Array::U8(v) => Value::U8(*v.get(i)?),
+            Array::I8(v) => Value::I8(*v.get(i)?),
+            Array::U16(v) => Value::U16(*v.get(i)?),
+            Array::I16(v) => Value::I16(*v.get(i)?),
+            Array::U32(v) => Value::U32(*v.get(i)?),
+            Array::I32(v) => Value::I32(*v.get(i)?),
+            Array::F32(v) => Value::F32(*v.get(i)?),
+            Array::Bool(v) => Value::Bool(*v.get(i)?),
+            Array::String(v) => Value::String(v.get(i)?.clone()),
+            Array::Array(v) => Value::Array(v.get(i)?.clone()),
+            Array::U64(v) => Value::U64(*v.get(i)?),
+            Array::I64(v) => Value::I64(*v.get(i)?),
+            Array::F64(v) => Value::F64(*v.get(i)?),
+        })
     }
 }

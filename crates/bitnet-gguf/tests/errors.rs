@@ -5,13 +5,7 @@ use bitnet_gguf::{GgmlType, GgufError, GgufFile, GgufWriter, Value};
 fn sample() -> Vec<u8> {
     let mut w = GgufWriter::new();
     w.add_kv("general.architecture", Value::String("bitnet-b1.58".into()));
-    w.add_kv(
-        "a.list",
-        Value::Array(
-            bitnet_gguf::ValueType::U32,
-            vec![Value::U32(1), Value::U32(2)],
-        ),
-    );
+    w.add_kv("a.list", Value::Array(bitnet_gguf::Array::U32(vec![1, 2])));
     w.add_tensor("t.weight", &[4, 2], GgmlType::F32, vec![0u8; 32])
         .unwrap();
     w.to_bytes()

@@ -51,23 +51,6 @@ pub fn shared_file(rel: &str) -> Option<PathBuf> {
     shared_dir().map(|d| d.join(rel))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn workspace_root_holds_the_workspace_manifest() {
-        let toml = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap();
-        assert!(toml.contains("[workspace]"), "{toml}");
-        assert!(toml.contains("crates/bitnet-testdata"));
-    }
-
-    #[test]
-    fn fixtures_dir_is_the_checked_in_one() {
-        assert!(fixtures_dir().join("transformers").is_dir());
-    }
-}
-
 /// A Hermes-style chat template for tool-calling tests, written for this project in the shape of Hermes 2 Pro / Qwen 2.5
 /// templates: tools listed in `<tools>`, calls in `<tool_call>` blocks, results in
 /// `<tool_response>`).
@@ -99,3 +82,20 @@ Call a function with <tool_call>
 {%- endfor %}
 {%- if add_generation_prompt %}<|im_start|>assistant
 {% endif %}"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_root_holds_the_workspace_manifest() {
+        let toml = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap();
+        assert!(toml.contains("[workspace]"), "{toml}");
+        assert!(toml.contains("crates/bitnet-testdata"));
+    }
+
+    #[test]
+    fn fixtures_dir_is_the_checked_in_one() {
+        assert!(fixtures_dir().join("transformers").is_dir());
+    }
+}

@@ -1,14 +1,11 @@
 //! Bad GGUF vocabularies give clear errors naming the key, never a panic.
 
-use bitnet_gguf::{GgufFile, GgufWriter, Value, ValueType};
+use bitnet_gguf::{Array, GgufFile, GgufWriter, Value};
 use bitnet_tokenizer::gguf_vocab::from_gguf;
 use bitnet_tokenizer::Tokenizer;
 
 fn strs(v: &[&str]) -> Value {
-    Value::Array(
-        ValueType::String,
-        v.iter().map(|s| Value::String(s.to_string())).collect(),
-    )
+    Value::Array(Array::String(v.iter().map(|s| s.to_string()).collect()))
 }
 
 /// A tiny valid byte-level BPE vocabulary: the letters a, b and the merge "a b".
@@ -79,14 +76,14 @@ fn errors_name_the_key() {
         (
             with(
                 "tokenizer.ggml.token_type",
-                Some(Value::Array(ValueType::I32, vec![Value::I32(1)])),
+                Some(Value::Array(Array::I32(vec![1]))),
             ),
             "tokenizer.ggml.token_type",
         ),
         (
             with(
                 "tokenizer.ggml.scores",
-                Some(Value::Array(ValueType::F32, vec![Value::F32(0.0)])),
+                Some(Value::Array(Array::F32(vec![0.0]))),
             ),
             "tokenizer.ggml.scores",
         ),
