@@ -46,8 +46,9 @@ pub struct DeviceTernary {
     pub rows: usize,
     pub cols: usize,
     pub cols_pad: usize,
-    pub scale: f32,
     w: CudaSlice<u32>,
+    /// One scale per row.
+    scales: CudaSlice<f32>,
 }
 
 /// Quantized activations of `n` tokens on the device: `n × cols_pad` bytes (zero-padded),
@@ -165,7 +166,10 @@ impl Device {
             rows: m.rows,
             cols: m.cols,
             cols_pad: m.cols_pad,
-            scale: m.scale,
+            scales: self
+                .stream
+                .memcpy_stod(&m.scales)
+                .map_err(drv("upload scales"))?,
             w: self
                 .stream
                 .memcpy_stod(&m.words)
@@ -213,7 +217,7 @@ impl Device {
         })
     }
 
-    /// `out[t·rows + r] = (Σ_c W[r,c]·x[t,c]) / x_scale[t] · scale` for every token, on the
+    /// `out[t·rows + r] = (Σ_c W[r,c]·x[t,c]) / x_scale[t] · scale[r]` for every token, on the
     /// stream (asynchronous). `out` holds n × rows floats.
     pub fn gemv(
         &self,
@@ -272,12 +276,12 @@ impl Device {
                 .arg(&a.x)
                 .arg(&a.scales)
                 .arg(&a.sums)
-                .arg(&m.scale)
+                .arg(&m.scales)
                 .arg(&rows)
                 .arg(&cols_pad)
                 .arg(out);
             // SAFETY: the kernel reads rows × cols_pad/16 words of `w` (row indices clamped
-            // below `rows`), cols_pad bytes of `x`, one scale and sum, and writes `rows` floats
+            // below `rows`) and `rows` scales, cols_pad bytes of `x`, one scale and sum, and writes `rows` floats
             // of `out` (checked above).
             unsafe { b.launch(cfg) }.map_err(drv("launch ternary_gemv1"))?;
             return Ok(());
@@ -309,11 +313,11 @@ impl Device {
                 .arg(&x)
                 .arg(&xs)
                 .arg(&sums)
-                .arg(&m.scale)
+                .arg(&m.scales)
                 .arg(&rows)
                 .arg(&cols_pad)
                 .arg(&mut o);
-            // SAFETY: the kernel reads rows × cols_pad/16 words of `w`, t × cols_pad bytes of
+            // SAFETY: the kernel reads rows × cols_pad/16 words of `w` and `rows` scales, t × cols_pad bytes of
             // `x`, t scales and sums, and writes t × rows floats of `o` — all of these sizes
             // were checked above; shared memory is t × cols_pad bytes as the kernel expects.
             unsafe { b.launch(cfg) }.map_err(drv("launch ternary_gemv"))?;

@@ -14,14 +14,16 @@ use crate::CudaError;
 /// Columns per 128-bit lane load.
 pub const LANE_COLS: usize = 64;
 
-/// A ternary matrix in the GPU layout (host copy), with its scale.
+/// A ternary matrix in the GPU layout (host copy), with a scale per row (one matrix has one
+/// scale; [`GpuTernary::stack`] joins matrices that share their input, each keeping its own).
 #[derive(Clone, Debug, PartialEq)]
 pub struct GpuTernary {
     pub rows: usize,
     pub cols: usize,
     /// Columns per row as stored (a multiple of [`LANE_COLS`]).
     pub cols_pad: usize,
-    pub scale: f32,
+    /// `rows` scales.
+    pub scales: Vec<f32>,
     /// `rows × cols_pad / 16` words.
     pub words: Vec<u32>,
 }
@@ -70,8 +72,32 @@ impl GpuTernary {
             rows,
             cols,
             cols_pad,
-            scale,
+            scales: vec![scale; rows],
             words,
+        })
+    }
+
+    /// Matrices with the same input stacked row-wise into one (q, k, v → one GEMV launch),
+    /// each row keeping its matrix's scale.
+    pub fn stack(parts: &[&GpuTernary]) -> Result<GpuTernary, CudaError> {
+        let first = parts
+            .first()
+            .ok_or_else(|| CudaError::Shape("stack of no matrices".into()))?;
+        if let Some(p) = parts.iter().find(|p| p.cols != first.cols) {
+            return Err(CudaError::Shape(format!(
+                "stack: {} columns beside {}",
+                p.cols, first.cols
+            )));
+        }
+        Ok(GpuTernary {
+            rows: parts.iter().map(|p| p.rows).sum(),
+            cols: first.cols,
+            cols_pad: first.cols_pad,
+            scales: parts
+                .iter()
+                .flat_map(|p| p.scales.iter().copied())
+                .collect(),
+            words: parts.iter().flat_map(|p| p.words.iter().copied()).collect(),
         })
     }
 
@@ -101,7 +127,7 @@ impl GpuTernary {
 
     /// What the GEMV kernel computes, on the host, step for step: per row the sum over
     /// words and sub-steps of `dp4a((word >> 2s) & 0x03030303, x[16g + 4s ..])`, minus `Σx`,
-    /// then `dot as f32 / x_scale · scale`. `xq`: n × cols, `out`: n × rows.
+    /// then `dot as f32 / x_scale · scale[row]`. `xq`: n × cols, `out`: n × rows.
     pub fn matmul_host(&self, xq: &[i8], x_scales: &[f32], out: &mut [f32]) {
         let n = x_scales.len();
         assert_eq!(xq.len(), n * self.cols);
@@ -123,7 +149,7 @@ impl GpuTernary {
                         }
                     }
                 }
-                out[t * self.rows + r] = (acc - sx) as f32 / x_scales[t] * self.scale;
+                out[t * self.rows + r] = (acc - sx) as f32 / x_scales[t] * self.scales[r];
             }
         }
     }

@@ -70,3 +70,40 @@ fn opening_a_device_never_panics() {
         }
     }
 }
+
+#[test]
+fn stacked_matrices_keep_their_own_scales() {
+    // q, k, v of one input as one matrix: each part's rows equal that matrix alone.
+    let mut rng = Rng(5);
+    let (cols, n) = (200, 2);
+    let shapes = [(24, 0.5f32), (8, 1.25), (8, 3.0)];
+    let xq: Vec<i8> = (0..n * cols).map(|_| rng.next() as i8).collect();
+    let xs = [2.0f32, 0.75];
+    let mut parts = Vec::new();
+    let mut want_parts = Vec::new();
+    for &(rows, scale) in &shapes {
+        let trits: Vec<i8> = (0..rows * cols)
+            .map(|_| (rng.next() % 3) as i8 - 1)
+            .collect();
+        parts.push(GpuTernary::from_trits(rows, cols, &trits, scale).unwrap());
+        let cpu = TernaryMatrix::from_trits(rows, cols, &trits, scale).unwrap();
+        let mut w = vec![0f32; n * rows];
+        cpu.matmul_with(Isa::Scalar, &xq, &xs, &mut w);
+        want_parts.push(w);
+    }
+    let refs: Vec<&GpuTernary> = parts.iter().collect();
+    let stacked = GpuTernary::stack(&refs).unwrap();
+    assert_eq!(stacked.rows, 40);
+    let mut got = vec![0f32; n * 40];
+    stacked.matmul_host(&xq, &xs, &mut got);
+    for t in 0..n {
+        let want: Vec<f32> = want_parts
+            .iter()
+            .zip(&shapes)
+            .flat_map(|(w, &(rows, _))| w[t * rows..(t + 1) * rows].to_vec())
+            .collect();
+        assert_eq!(got[t * 40..(t + 1) * 40], want[..], "token {t}");
+    }
+    let other = GpuTernary::from_trits(1, 3, &[0, 1, -1], 1.0).unwrap();
+    assert!(GpuTernary::stack(&[&parts[0], &other]).is_err());
+}

@@ -5,6 +5,8 @@
 // block first copies to shared memory (swizzled so that the warp's 16-byte reads hit distinct
 // banks). T tokens share every weight load. The integer sum is exact; the epilogue is the
 // CPU's `finish`: (Σu·x − Σx) as float / x_scale · scale, IEEE division and multiplication.
+// `scales` holds one scale per row, so several matrices stacked into one (q, k, v; gate, up)
+// run in one launch with their own scales.
 
 typedef unsigned int u32;
 typedef signed char i8;
@@ -17,7 +19,7 @@ __device__ __forceinline__ int swz(int u) { return u ^ ((u >> 3) & 3); }
 template <int T>
 __device__ __forceinline__ void gemv_body(const uint4* __restrict__ w, const uint4* __restrict__ x,
                                           const float* __restrict__ xs, const int* __restrict__ xsum,
-                                          float scale, int rows, int cols_pad,
+                                          const float* __restrict__ scales, int rows, int cols_pad,
                                           float* __restrict__ out) {
     extern __shared__ uint4 sx[];
     const int units = cols_pad / 16;  // 16-byte units of one token
@@ -55,7 +57,7 @@ __device__ __forceinline__ void gemv_body(const uint4* __restrict__ w, const uin
         int v = acc[t];
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == 0) out[(size_t)t * rows + r] = __fmul_rn(__fdiv_rn((float)(v - xsum[t]), xs[t]), scale);
+        if (lane == 0) out[(size_t)t * rows + r] = __fmul_rn(__fdiv_rn((float)(v - xsum[t]), xs[t]), scales[r]);
     }
 }
 
@@ -63,9 +65,9 @@ __device__ __forceinline__ void gemv_body(const uint4* __restrict__ w, const uin
     extern "C" __global__ void ternary_gemv_t##T(const uint4* __restrict__ w,                  \
                                                  const uint4* __restrict__ x,                  \
                                                  const float* __restrict__ xs,                 \
-                                                 const int* __restrict__ xsum, float scale,    \
+                                                 const int* __restrict__ xsum, const float* __restrict__ scales, \
                                                  int rows, int cols_pad, float* __restrict__ out) { \
-        gemv_body<T>(w, x, xs, xsum, scale, rows, cols_pad, out);                              \
+        gemv_body<T>(w, x, xs, xsum, scales, rows, cols_pad, out);                              \
     }
 GEMV(1)
 GEMV(2)
@@ -78,7 +80,7 @@ GEMV(8)
 template <int R>
 __device__ __forceinline__ void gemv1_body(const uint4* __restrict__ w, const uint4* __restrict__ x,
                                            const float* __restrict__ xs, const int* __restrict__ xsum,
-                                           float scale, int rows, int cols_pad,
+                                           const float* __restrict__ scales, int rows, int cols_pad,
                                            float* __restrict__ out) {
     const int lane = threadIdx.x & 31;
     const int r0 = (blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * R;
@@ -113,7 +115,7 @@ __device__ __forceinline__ void gemv1_body(const uint4* __restrict__ w, const ui
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
         if (lane == 0 && r0 + i < rows)
-            out[r0 + i] = __fmul_rn(__fdiv_rn((float)(v - xsum[0]), xs[0]), scale);
+            out[r0 + i] = __fmul_rn(__fdiv_rn((float)(v - xsum[0]), xs[0]), scales[r0 + i]);
     }
 }
 
@@ -121,9 +123,9 @@ __device__ __forceinline__ void gemv1_body(const uint4* __restrict__ w, const ui
     extern "C" __global__ void ternary_gemv1_r##R(const uint4* __restrict__ w,                 \
                                                   const uint4* __restrict__ x,                 \
                                                   const float* __restrict__ xs,                \
-                                                  const int* __restrict__ xsum, float scale,   \
+                                                  const int* __restrict__ xsum, const float* __restrict__ scales, \
                                                   int rows, int cols_pad, float* __restrict__ out) { \
-        gemv1_body<R>(w, x, xs, xsum, scale, rows, cols_pad, out);                             \
+        gemv1_body<R>(w, x, xs, xsum, scales, rows, cols_pad, out);                             \
     }
 GEMV1(1)
 GEMV1(2)
