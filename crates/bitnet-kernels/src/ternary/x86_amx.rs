@@ -63,13 +63,20 @@ pub(super) unsafe fn panels(
     let nkb = g.nq.div_ceil(4);
     let full_kb = g.cols / KB;
     let prow = nkb * BROWS; // weight-tile rows per panel
+                            // Decode batches (≤ 32 tokens) unpack one K step at a time into two 2 KiB buffers on the
+                            // stack (nothing is allocated, whichever thread runs the claim); larger batches unpack the
+                            // whole pair into a per-thread buffer that grows once.
+    let mut local = [Chunk([0; 64]); 4 * BROWS];
     SCRATCH.with(|buf| {
         let mut buf = buf.borrow_mut();
-        let need = (2 * prow).max(4 * BROWS);
-        if buf.len() < need {
-            buf.resize(need, Chunk([0; 64]));
-        }
-        let bp = buf.as_mut_ptr();
+        let bp = if n > 2 * MT {
+            if buf.len() < 2 * prow {
+                buf.resize(2 * prow, Chunk([0; 64]));
+            }
+            buf.as_mut_ptr()
+        } else {
+            local.as_mut_ptr()
+        };
         let mut cfg_m = (usize::MAX, usize::MAX);
         let mut p = p0;
         while p < p1 {
@@ -102,7 +109,7 @@ pub(super) unsafe fn panels(
                         // One group: unpack K steps one ahead into two alternating 2 KiB
                         // buffers (L1), so the stores have retired before the tile loads.
                         let buf = |k: usize| bp.wrapping_add((k % 2) * 2 * BROWS);
-                        // SAFETY: bp holds ≥ 4·16 rows; chunks past nq are zero-filled.
+                        // SAFETY: bp is `local` (4·16 rows); chunks past nq are zero-filled.
                         unsafe {
                             if kb == 0 {
                                 unpack_step(wp, g.nq, 0, buf(0));
