@@ -186,9 +186,9 @@ fn tmpl_err(e: minijinja::Error) -> TokenizerError {
 }
 
 /// `tojson` as transformers defines it for chat templates: Python's
-/// `json.dumps(x, ensure_ascii=False, indent=indent, sort_keys=sort_keys)` — separators
-/// `", "` and `": "` (`","` before a newline when indenting), keys in their order, non-ASCII
-/// text as is, nothing HTML-escaped.
+/// `json.dumps(x, ensure_ascii=False, indent=indent, separators=separators, sort_keys=sort_keys)`
+/// — by default `", "` and `": "` (`","` before a newline when indenting), keys in their order,
+/// non-ASCII text as is, nothing HTML-escaped.
 fn tojson(
     value: minijinja::Value,
     kwargs: minijinja::value::Kwargs,
@@ -196,64 +196,87 @@ fn tojson(
     let indent: Option<usize> = kwargs.get("indent")?;
     let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
     let _: Option<bool> = kwargs.get("ensure_ascii")?;
+    let separators: Option<Vec<String>> = kwargs.get("separators")?;
     kwargs.assert_all_used()?;
+    let (item, key) = match separators.as_deref() {
+        None => (
+            if indent.is_some() { "," } else { ", " }.to_string(),
+            ": ".to_string(),
+        ),
+        Some([item, key]) => (item.clone(), key.clone()),
+        Some(_) => {
+            return Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                "tojson: separators must be (item_separator, key_separator)",
+            ))
+        }
+    };
     let v = serde_json::to_value(&value)
         .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    let layout = PyJson {
+        indent,
+        sort: sort_keys.unwrap_or(false),
+        item,
+        key,
+    };
     let mut out = String::new();
-    py_json(&v, indent, sort_keys.unwrap_or(false), 0, &mut out);
+    layout.write(&v, 0, &mut out);
     Ok(out)
 }
 
-/// Python `json.dumps` layout of `v` into `out` (see [`tojson`]).
-fn py_json(
-    v: &serde_json::Value,
+/// How [`tojson`] lays JSON out.
+struct PyJson {
     indent: Option<usize>,
     sort: bool,
-    depth: usize,
-    out: &mut String,
-) {
-    use serde_json::Value as J;
-    let newline = |out: &mut String, d: usize| {
-        if let Some(n) = indent {
-            out.push('\n');
-            out.push_str(&" ".repeat(n * d));
-        }
-    };
-    let sep = if indent.is_some() { "," } else { ", " };
-    match v {
-        J::Array(a) if a.is_empty() => out.push_str("[]"),
-        J::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(sep);
+    item: String,
+    key: String,
+}
+
+impl PyJson {
+    /// Python `json.dumps` layout of `v` into `out`.
+    fn write(&self, v: &serde_json::Value, depth: usize, out: &mut String) {
+        use serde_json::Value as J;
+        let newline = |out: &mut String, d: usize| {
+            if let Some(n) = self.indent {
+                out.push('\n');
+                out.push_str(&" ".repeat(n * d));
+            }
+        };
+        match v {
+            J::Array(a) if a.is_empty() => out.push_str("[]"),
+            J::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(&self.item);
+                    }
+                    newline(out, depth + 1);
+                    self.write(x, depth + 1, out);
                 }
-                newline(out, depth + 1);
-                py_json(x, indent, sort, depth + 1, out);
+                newline(out, depth);
+                out.push(']');
             }
-            newline(out, depth);
-            out.push(']');
-        }
-        J::Object(m) if m.is_empty() => out.push_str("{}"),
-        J::Object(m) => {
-            let mut entries: Vec<(&String, &J)> = m.iter().collect();
-            if sort {
-                entries.sort_by(|a, b| a.0.cmp(b.0));
-            }
-            out.push('{');
-            for (i, (k, x)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push_str(sep);
+            J::Object(m) if m.is_empty() => out.push_str("{}"),
+            J::Object(m) => {
+                let mut entries: Vec<(&String, &J)> = m.iter().collect();
+                if self.sort {
+                    entries.sort_by(|a, b| a.0.cmp(b.0));
                 }
-                newline(out, depth + 1);
-                out.push_str(&J::String(k.clone()).to_string());
-                out.push_str(": ");
-                py_json(x, indent, sort, depth + 1, out);
+                out.push('{');
+                for (i, (k, x)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(&self.item);
+                    }
+                    newline(out, depth + 1);
+                    out.push_str(&J::String(k.clone()).to_string());
+                    out.push_str(&self.key);
+                    self.write(x, depth + 1, out);
+                }
+                newline(out, depth);
+                out.push('}');
             }
-            newline(out, depth);
-            out.push('}');
+            other => out.push_str(&other.to_string()),
         }
-        other => out.push_str(&other.to_string()),
     }
 }
 

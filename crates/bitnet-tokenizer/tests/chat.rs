@@ -231,7 +231,18 @@ fn tojson_is_pythons_json_dumps() {
     // json.dumps(x, ensure_ascii=False) and json.dumps(x, ensure_ascii=False, indent=2),
     // written out by hand: key order kept, ", " / ": " separators, nothing HTML-escaped.
     let want = "{\"b\": 1, \"a\": [1, \"é<&>\"], \"c\": {}, \"d\": [], \"e\": null, \"f\": 2.5}|{\n  \"b\": 1,\n  \"a\": [\n    1,\n    \"é<&>\"\n  ],\n  \"c\": {},\n  \"d\": [],\n  \"e\": null,\n  \"f\": 2.5\n}";
-    assert_eq!(t.render(&[m], false).unwrap(), want);
+    assert_eq!(t.render(&[m.clone()], false).unwrap(), want);
+    // json.dumps(x, separators=(",", ":"), sort_keys=True): compact and sorted.
+    let t = ChatTemplate::from_jinja(
+        "{{ messages[0].tool_calls | tojson(separators=(',', ':'), sort_keys=true) }}",
+        "",
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        t.render(&[m], false).unwrap(),
+        "{\"a\":[1,\"é<&>\"],\"b\":1,\"c\":{},\"d\":[],\"e\":null,\"f\":2.5}"
+    );
 }
 
 #[test]
