@@ -8,8 +8,13 @@ Run on a machine with torch + transformers (>= 5 with BitNet support), e.g. the 
 
 MODELS_DIR holds one sub-folder per case (`case["dir"]`): checkpoints written by
 `bitnet synth` plus copies of ../shared/data model folders. For every case and prompt it writes
-`OUT_DIR/<case>.p<i>.npy` (float32 [positions, vocab] logits of one forward pass) and
-`OUT_DIR/<case>.greedy.json` (generate(do_sample=False) ids), plus `OUT_DIR/manifest.json`
+`OUT_DIR/<case>.p<i>.npy` (float32 [positions, vocab] logits of one forward pass; with the case's
+`columns` = k > 1 only every k-th vocabulary column, plus `<case>.p<i>.argmax.npy`, the full
+rows' argmax; with `probes` = k, `<case>.p<i>.probes.npy`, k evenly spaced values of six
+points of each decoder layer (see `logits_of`), [positions, layers, 6k]) and
+`OUT_DIR/<case>.greedy.json` (generate(do_sample=False) ids; with probes also
+`<case>.greedy.{logits,argmax,probes}.npy`, one pass over the prompt and the continuation, for a
+tie-proof check of every step), plus `OUT_DIR/manifest.json`
 (versions, device, and the CPU-vs-GPU relative difference as a sanity figure).
 
 Loading follows issue 2 item 8:
@@ -235,9 +240,46 @@ def load(case, models_dir, device):
 
 
 @torch.no_grad()
-def logits_of(model, ids, device):
+def logits_of(model, ids, device, probe_count=0):
+    """Logits [n, vocab]; with probe_count > 0 also probes of six points of every decoder
+    layer, in forward order: the inputs of q_proj, k_proj's and v_proj's outputs (keys and
+    values before RoPE), the inputs of o_proj, gate_proj and down_proj (each before its
+    activation quantization); probe_count evenly spaced values (element i * (width //
+    probe_count)) of each: [n, layers, 6 * probe_count]."""
     x = torch.tensor([ids], dtype=torch.long, device=device)
-    return model(input_ids=x).logits[0].float().cpu().numpy()
+    grabbed, handles = {}, []
+
+    def keep(key, h):
+        step = max(h.shape[-1] // probe_count, 1)
+        grabbed[key] = h[0, :, ::step][:, :probe_count].float().cpu().numpy()
+
+    def pre(key):
+        return lambda _mod, args: keep(key, args[0])
+
+    def post(key):
+        return lambda _mod, _inp, out: keep(key, out[0] if isinstance(out, tuple) else out)
+
+    layers = model.model.layers
+    if probe_count:
+        for i, layer in enumerate(layers):
+            att, mlp = layer.self_attn, layer.mlp
+            handles += [
+                att.q_proj.register_forward_pre_hook(pre((i, 0))),
+                att.k_proj.register_forward_hook(post((i, 1))),
+                att.v_proj.register_forward_hook(post((i, 2))),
+                att.o_proj.register_forward_pre_hook(pre((i, 3))),
+                mlp.gate_proj.register_forward_pre_hook(pre((i, 4))),
+                mlp.down_proj.register_forward_pre_hook(pre((i, 5))),
+            ]
+    try:
+        logits = model(input_ids=x).logits[0].float().cpu().numpy()
+    finally:
+        for h in handles:
+            h.remove()
+    if probe_count:
+        per_layer = [np.concatenate([grabbed[(i, j)] for j in range(6)], axis=-1) for i in range(len(layers))]
+        return logits, np.stack(per_layer, axis=1)
+    return logits
 
 
 def main():
@@ -245,8 +287,10 @@ def main():
     ap.add_argument("--cases", required=True)
     ap.add_argument("--models", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--only", default="", help="only the cases whose name starts with this")
+    ap.add_argument("--manifest", default="manifest.json", help="name of the manifest written")
     args = ap.parse_args()
-    cases = json.load(open(args.cases))["cases"]
+    cases = [c for c in json.load(open(args.cases))["cases"] if c["name"].startswith(args.only)]
     os.makedirs(args.out, exist_ok=True)
     manifest = {
         "torch": torch.__version__,
@@ -265,34 +309,66 @@ def main():
         cpu = load(case, args.models, "cpu")
         gpu = load(case, args.models, "cuda") if torch.cuda.is_available() else None
         info = {"dir": case["dir"], "kind": case["kind"], "prompts": []}
+        stride = case.get("columns", 1)
+        probe = case.get("probes", 0)
+        greedy = case.get("greedy")
         for i, ids in enumerate(case["prompts"]):
-            ref = logits_of(cpu, ids, "cpu")
-            np.save(os.path.join(args.out, f"{name}.p{i}.npy"), ref.astype(np.float32))
-            entry = {"ids": ids, "shape": list(ref.shape)}
+            if probe and greedy and greedy["prompt"] == i:
+                # Its positions are the first of the greedy sequence's (below): checked there.
+                info["prompts"].append({"ids": ids, "covered_by": "greedy"})
+                print(f"   p{i}: covered by the greedy sequence", flush=True)
+                continue
+            ref = logits_of(cpu, ids, "cpu", probe)
+            if probe:
+                ref, probes = ref
+                np.save(os.path.join(args.out, f"{name}.p{i}.probes.npy"), probes.astype(np.float32))
+            # Every `stride`-th column (all of them by default), and the full row's argmax.
+            np.save(os.path.join(args.out, f"{name}.p{i}.npy"), ref[:, ::stride].astype(np.float32))
+            if stride > 1:
+                np.save(os.path.join(args.out, f"{name}.p{i}.argmax.npy"), ref.argmax(-1).astype(np.int64))
+            entry = {"ids": ids, "shape": list(ref.shape), "columns": stride}
             if gpu is not None:
                 g = logits_of(gpu, ids, "cuda")
                 entry["gpu_rel_l2"] = float(np.linalg.norm(g - ref) / np.linalg.norm(ref))
                 entry["gpu_argmax_agree"] = float((g.argmax(-1) == ref.argmax(-1)).mean())
             info["prompts"].append(entry)
             print(f"   p{i}: {entry}", flush=True)
-        g = case.get("greedy")
+        g = greedy
         if g:
             ids = case["prompts"][g["prompt"]]
             x = torch.tensor([ids], dtype=torch.long)
+            # With `eos_token_id` the continuation may stop there (the EOS is its last id);
+            # without, EOS is ignored (min_new_tokens) and all max_new_tokens ids are produced.
+            eos = g.get("eos_token_id")
+            stop = {"eos_token_id": eos} if eos is not None else {"min_new_tokens": g["max_new_tokens"]}
             out = cpu.generate(
                 input_ids=x,
                 attention_mask=torch.ones_like(x),
                 do_sample=False,
                 max_new_tokens=g["max_new_tokens"],
-                min_new_tokens=g["max_new_tokens"],
                 pad_token_id=0,
+                **stop,
             )
             new = out[0, len(ids):].tolist()
-            json.dump({"prompt": ids, "new_ids": new}, open(os.path.join(args.out, f"{name}.greedy.json"), "w"))
+            rec = {"prompt": ids, "new_ids": new}
+            if eos is not None:
+                rec["eos_token_id"] = eos
+            if probe:
+                # One forward pass over the prompt and the continuation but its last id: the
+                # logits (and probes) of every position whose argmax chose a continuation id,
+                # for the tie-proof comparison of the greedy run.
+                seq = ids + new[:-1]
+                ref, probes = logits_of(cpu, seq, "cpu", probe)
+                np.save(os.path.join(args.out, f"{name}.greedy.logits.npy"), ref[:, ::stride].astype(np.float32))
+                np.save(os.path.join(args.out, f"{name}.greedy.argmax.npy"), ref.argmax(-1).astype(np.int64))
+                np.save(os.path.join(args.out, f"{name}.greedy.probes.npy"), probes.astype(np.float32))
+                rec["sequence"] = seq
+                rec["sequence_argmax_agrees"] = bool((ref.argmax(-1)[len(ids) - 1:] == np.array(new)).all())
+            json.dump(rec, open(os.path.join(args.out, f"{name}.greedy.json"), "w"))
             print(f"   greedy: {new}", flush=True)
         manifest["cases"][name] = info
         del cpu, gpu
-    json.dump(manifest, open(os.path.join(args.out, "manifest.json"), "w"), indent=1)
+    json.dump(manifest, open(os.path.join(args.out, args.manifest), "w"), indent=1)
 
 
 if __name__ == "__main__":

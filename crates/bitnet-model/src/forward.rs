@@ -407,7 +407,12 @@ impl Model {
             self.forward_chunk(state, &[seg], &[chunk]);
             pos += chunk.len();
             state.filled = pos;
-            if i + 1 == n_chunks {
+            let truncated = state
+                .lin
+                .hook
+                .as_ref()
+                .is_some_and(|h| h.last_layer().is_some());
+            if i + 1 == n_chunks && !truncated {
                 match which {
                     Logits::All => self.head(state, 0..chunk.len()),
                     Logits::Last => self.head(state, chunk.len() - 1..chunk.len()),
@@ -459,7 +464,11 @@ impl Model {
             }
         }
 
+        let last_layer = s.lin.hook.as_ref().and_then(|h| h.last_layer());
         for (l, layer) in w.layers.iter().enumerate() {
+            if last_layer.is_some_and(|m| l > m) {
+                break;
+            }
             // ---- attention ----
             // xb = RMSNorm(x)
             for t in 0..n {
@@ -480,6 +489,15 @@ impl Model {
                 [&mut s.q, &mut s.k, &mut s.v],
                 (l, QuantSite::Qkv),
             );
+            if let Some(h) = &mut s.lin.hook {
+                h.kv(
+                    l,
+                    &s.lin.positions[..n],
+                    kv_dim,
+                    &s.k[..n * kv_dim],
+                    &s.v[..n * kv_dim],
+                );
+            }
             // RoPE on q and k at each row's position, then store k and v in its KV row.
             let base = l * layer_cache;
             for seg in segs {

@@ -41,6 +41,15 @@ pub trait QuantHook: Send {
     fn begin_pass(&mut self, rows: usize);
     /// After `call` was quantized into `xq` (`[rows × cols]`, editable).
     fn quantized(&mut self, call: &QuantCall<'_>, xq: &mut [i8]);
+    /// The keys and values of `layer` before RoPE (`[rows × cols]` each, row i at
+    /// `positions[i]`).
+    fn kv(&mut self, _layer: usize, _positions: &[usize], _cols: usize, _k: &[f32], _v: &[f32]) {}
+    /// Run passes only through this layer: later layers and the head are skipped (the
+    /// logits and the later layers' cache rows of the pass's positions are left stale). For
+    /// searches that judge a point inside the network.
+    fn last_layer(&self) -> Option<usize> {
+        None
+    }
     /// For reading results back (`downcast_ref`).
     fn as_any(&self) -> &dyn Any;
 }
@@ -166,15 +175,69 @@ impl QuantHook for ForceRounding {
     }
 }
 
-/// Records, per position, the roundings closest to a tie (at most `keep` per position,
-/// nearest first) — the candidates [`ForceRounding`] can try — while applying `force` (the
-/// flips accepted so far).
+/// Records, per position and layer, the roundings closest to a tie (at most `keep` per
+/// layer, nearest first; distance `|x·s − b| / 127`, in units of the row's largest value) — the candidates [`ForceRounding`] can try — while applying `force`
+/// (the flips accepted so far); and, with `probe_count` > 0, that many evenly spaced values
+/// (element `i · (width / probe_count)`) of six points of every layer (see [`PROBE_SLOTS`]), to
+/// find the first point where a run departs from a reference: the roundings just before it
+/// are the ones to search.
 #[derive(Clone, Debug, Default)]
 pub struct TieCandidates {
     pub keep: usize,
     pub force: ForceRounding,
-    /// `by_position[p]`: `(relative margin, flip)`, nearest first.
-    pub by_position: Vec<Vec<(f32, Flip)>>,
+    /// `by_position[p][layer]`: `(margin, flip)`, nearest first.
+    pub by_position: Vec<Vec<Vec<(f32, Flip)>>>,
+    pub probe_count: usize,
+    /// `probes[p]`: position `p`'s probed values, `[layers × PROBE_SLOTS × probe_count]`.
+    pub probes: Vec<Vec<f32>>,
+    /// See [`QuantHook::last_layer`].
+    pub last_layer: Option<usize>,
+}
+
+/// The probe points of a layer, in the order of the forward pass: the input of q/k/v (before
+/// quantization), the keys and the values (before RoPE), the input of the attention output
+/// projection, of gate/up, and of down.
+pub const PROBE_SLOTS: usize = 6;
+
+impl TieCandidates {
+    fn probe(&mut self, layer: usize, slot: usize, positions: &[usize], cols: usize, x: &[f32]) {
+        let k = self.probe_count;
+        if k == 0 {
+            return;
+        }
+        let step = (cols / k).max(1);
+        for (row, &p) in positions.iter().enumerate() {
+            if self.probes.len() <= p {
+                self.probes.resize(p + 1, Vec::new());
+            }
+            let v = &mut self.probes[p];
+            let at = (layer * PROBE_SLOTS + slot) * k;
+            if v.len() < at + k {
+                v.resize(at + k, f32::NAN);
+            }
+            for (o, &x) in v[at..at + k]
+                .iter_mut()
+                .zip(x[row * cols..(row + 1) * cols].iter().step_by(step))
+            {
+                *o = x;
+            }
+        }
+    }
+
+    /// The `keep` roundings of position `p` nearest to a tie, over all layers.
+    pub fn nearest(&self, p: usize, keep: usize) -> Vec<(f32, Flip)> {
+        let mut all: Vec<(f32, Flip)> = self
+            .by_position
+            .get(p)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0));
+        all.truncate(keep);
+        all
+    }
 }
 
 impl QuantHook for TieCandidates {
@@ -185,8 +248,12 @@ impl QuantHook for TieCandidates {
             if self.by_position.len() <= p {
                 self.by_position.resize(p + 1, Vec::new());
             }
+            let layers = &mut self.by_position[p];
+            if layers.len() <= call.layer {
+                layers.resize(call.layer + 1, Vec::new());
+            }
             let s = call.scales[row];
-            let list = &mut self.by_position[p];
+            let list = &mut layers[call.layer];
             let mut row_min = f32::INFINITY;
             for (e, &x) in call.src[row * call.cols..(row + 1) * call.cols]
                 .iter()
@@ -196,7 +263,10 @@ impl QuantHook for TieCandidates {
                 if y.abs() >= 127.0 {
                     continue;
                 }
-                let m = ((y - y.floor()) - 0.5).abs() / y.abs().max(0.5);
+                // Distance to the boundary in units of the row's largest value (127 after
+                // scaling): float noise in a row is relative to its norm, not to each element,
+                // so small values near a boundary are as likely to flip as large ones.
+                let m = ((y - y.floor()) - 0.5).abs() / 127.0;
                 row_min = row_min.min(m);
                 if list.len() == self.keep && list.last().is_some_and(|l| l.0 <= m) {
                     continue;
@@ -226,7 +296,23 @@ impl QuantHook for TieCandidates {
                 }
             }
         }
+        let slot = match call.site {
+            QuantSite::Qkv => 0,
+            QuantSite::AttnOut => 3,
+            QuantSite::GateUp => 4,
+            QuantSite::Down => 5,
+        };
+        self.probe(call.layer, slot, call.positions, call.cols, call.src);
         self.force.quantized(call, xq);
+    }
+
+    fn kv(&mut self, layer: usize, positions: &[usize], cols: usize, k: &[f32], v: &[f32]) {
+        self.probe(layer, 1, positions, cols, k);
+        self.probe(layer, 2, positions, cols, v);
+    }
+
+    fn last_layer(&self) -> Option<usize> {
+        self.last_layer
     }
 
     fn as_any(&self) -> &dyn Any {
