@@ -35,6 +35,8 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Write the float32 logits of one forward pass over token ids to a .npy file.
     Logits(cmd::logits::Args),
+    /// Perplexity of a model on a text file, measured as llama-perplexity measures it.
+    Perplexity(cmd::perplexity::Args),
     /// Generate a completion of a prompt, streamed to stdout (stats on stderr).
     Run(cmd::run::Args),
     /// Serve a model over an OpenAI-compatible HTTP API (continuous batching).
@@ -53,6 +55,7 @@ fn main() {
         Command::Chat(a) => cmd::chat::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Logits(a) => cmd::logits::run(a),
+        Command::Perplexity(a) => cmd::perplexity::run(a),
         Command::Run(a) => cmd::run::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Synth(a) => cmd::synth::run(a),

@@ -8,6 +8,8 @@
 //!   strings, max-token and context limits, streaming text, timings and cancellation.
 //! * [`ModelRunner`] (feature `model`, on by default): the [`LanguageModel`] implementation
 //!   for bitnet-model's `Model` and its KV-cached `State`.
+//! * [`perplexity`]: llama-perplexity's measurement (chunks, BOS, second half scored, PPL ±
+//!   standard error) over any [`perplexity::ChunkScorer`]; `ModelScorer` for `Model`.
 //! * `Detokenizer` (feature `tokenizer`, off by default): the [`TokenDecoder`] implementation
 //!   over bitnet-tokenizer's UTF-8-safe `StreamDecoder`.
 
@@ -16,6 +18,7 @@ mod detokenizer;
 pub mod generate;
 #[cfg(feature = "model")]
 mod model_runner;
+pub mod perplexity;
 pub mod sampling;
 
 #[cfg(feature = "tokenizer")]

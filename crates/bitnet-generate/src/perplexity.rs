@@ -1,0 +1,355 @@
+//! Perplexity measured the way llama.cpp's `llama-perplexity` measures it, so that figures
+//! compare with the field's: the whole text is tokenized once (with BOS), cut into chunks of
+//! `ctx` tokens (the tail that does not fill a chunk is dropped), each chunk starts over at
+//! position 0 with BOS in place of its first token, and only the second half of each chunk is
+//! scored (position j's logits predict token j + 1 for `ctx/2 ≤ j < ctx − 1`, so every scored
+//! token sees at least `ctx/2` tokens of context). PPL = exp(mean NLL); its standard error is
+//! llama.cpp's `PPL · sqrt((E[nll²] − E[nll]²) / (N − 1))`.
+//!
+//! [`perplexity`] is generic over [`ChunkScorer`] (a model that returns logits for a chunk);
+//! [`ModelScorer`] (feature `model`) is bitnet-model's `Model`.
+
+/// A model that scores chunks: runs `tokens` from position 0 (a fresh sequence) and returns
+/// the logits of positions `from..tokens.len()`, `[(tokens.len() − from) × vocab]`.
+pub trait ChunkScorer {
+    fn vocab(&self) -> usize;
+    fn logits(&mut self, tokens: &[u32], from: usize) -> Result<Vec<f32>, String>;
+}
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct PerplexityConfig {
+    /// Tokens per chunk (llama-perplexity's `-c`, default 512 there).
+    pub ctx: usize,
+    /// Put in place of each chunk's first token (llama.cpp does when the model adds BOS).
+    pub bos: Option<u32>,
+    /// Score at most this many chunks (`None`: every full chunk).
+    pub max_chunks: Option<usize>,
+}
+
+/// The result over all scored tokens.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Perplexity {
+    pub chunks: usize,
+    /// Tokens scored: `chunks · (ctx − 1 − ctx/2)`.
+    pub scored: usize,
+    /// Mean negative log-likelihood (nats per token).
+    pub mean_nll: f64,
+    pub ppl: f64,
+    /// Standard error of `ppl` (0 when every scored token has the same NLL).
+    pub ppl_stderr: f64,
+}
+
+/// Progress after each chunk.
+#[derive(Clone, Debug)]
+pub struct ChunkReport {
+    /// 1-based.
+    pub chunk: usize,
+    pub of: usize,
+    /// PPL over every token scored so far.
+    pub running_ppl: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PerplexityError {
+    #[error("a chunk of {ctx} tokens is too short: it needs at least 4 (half of it is context)")]
+    ContextTooSmall { ctx: usize },
+    #[error(
+        "the text has {tokens} tokens: at least 2 · ctx = {need} are needed for {ctx}-token \
+         chunks (as llama-perplexity requires); use a longer text or a smaller --ctx"
+    )]
+    TooShort {
+        tokens: usize,
+        ctx: usize,
+        need: usize,
+    },
+    #[error("token {token} at index {index} is outside the model's vocabulary of {vocab}")]
+    TokenOutOfRange {
+        token: u32,
+        index: usize,
+        vocab: usize,
+    },
+    #[error("scoring chunk {chunk}: {message}")]
+    Model { chunk: usize, message: String },
+    #[error("chunk {chunk}: the model returned {got} logits, expected {want}")]
+    Shape {
+        chunk: usize,
+        got: usize,
+        want: usize,
+    },
+    #[error("chunk {chunk}: non-finite logits at position {position}")]
+    NonFinite { chunk: usize, position: usize },
+}
+
+/// `−log softmax(row)[target]`, in f64.
+fn nll(row: &[f32], target: usize) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = row.iter().map(|&l| (l as f64 - max).exp()).sum();
+    -(row[target] as f64 - max - sum.ln())
+}
+
+/// Perplexity of `tokens` (the whole text, tokenized with BOS) under `scorer`.
+pub fn perplexity(
+    scorer: &mut dyn ChunkScorer,
+    tokens: &[u32],
+    config: &PerplexityConfig,
+    on_chunk: &mut dyn FnMut(&ChunkReport),
+) -> Result<Perplexity, PerplexityError> {
+    let ctx = config.ctx;
+    if ctx < 4 {
+        return Err(PerplexityError::ContextTooSmall { ctx });
+    }
+    if tokens.len() < 2 * ctx {
+        return Err(PerplexityError::TooShort {
+            tokens: tokens.len(),
+            ctx,
+            need: 2 * ctx,
+        });
+    }
+    let vocab = scorer.vocab();
+    if let Some((index, &token)) = tokens
+        .iter()
+        .enumerate()
+        .find(|(_, &t)| t as usize >= vocab)
+    {
+        return Err(PerplexityError::TokenOutOfRange {
+            token,
+            index,
+            vocab,
+        });
+    }
+    let mut n_chunks = tokens.len() / ctx;
+    if let Some(m) = config.max_chunks {
+        n_chunks = n_chunks.min(m.max(1));
+    }
+    let first = ctx / 2;
+    let (mut sum, mut sum2, mut count) = (0f64, 0f64, 0usize);
+    let mut chunk_tokens = vec![0u32; ctx];
+    for c in 0..n_chunks {
+        chunk_tokens.copy_from_slice(&tokens[c * ctx..(c + 1) * ctx]);
+        if let Some(b) = config.bos {
+            chunk_tokens[0] = b;
+        }
+        let logits =
+            scorer
+                .logits(&chunk_tokens, first)
+                .map_err(|message| PerplexityError::Model {
+                    chunk: c + 1,
+                    message,
+                })?;
+        let want = (ctx - first) * vocab;
+        if logits.len() != want {
+            return Err(PerplexityError::Shape {
+                chunk: c + 1,
+                got: logits.len(),
+                want,
+            });
+        }
+        // Row r holds position first + r; it predicts the token after it (the original
+        // text's, not the BOS substitute, which only ever sits at position 0).
+        for j in first..ctx - 1 {
+            let row = &logits[(j - first) * vocab..(j - first + 1) * vocab];
+            let v = nll(row, tokens[c * ctx + j + 1] as usize);
+            if !v.is_finite() {
+                return Err(PerplexityError::NonFinite {
+                    chunk: c + 1,
+                    position: j,
+                });
+            }
+            sum += v;
+            sum2 += v * v;
+            count += 1;
+        }
+        on_chunk(&ChunkReport {
+            chunk: c + 1,
+            of: n_chunks,
+            running_ppl: (sum / count as f64).exp(),
+        });
+    }
+    let mean = sum / count as f64;
+    let ppl = mean.exp();
+    let var = sum2 / count as f64 - mean * mean;
+    let ppl_stderr = if var > 0.0 && count > 1 {
+        ppl * (var / (count - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    Ok(Perplexity {
+        chunks: n_chunks,
+        scored: count,
+        mean_nll: mean,
+        ppl,
+        ppl_stderr,
+    })
+}
+
+#[cfg(feature = "model")]
+pub use model_scorer::ModelScorer;
+
+#[cfg(feature = "model")]
+mod model_scorer {
+    use bitnet_model::{Logits, Model, State};
+
+    /// bitnet-model's `Model` as a [`super::ChunkScorer`]: each chunk starts over at position
+    /// 0 of one reused state; the unscored first part runs as a prefill (`Logits::Last`), the
+    /// scored part in passes of up to `max_batch` tokens with every row's logits.
+    pub struct ModelScorer<'m> {
+        model: &'m Model,
+        state: State,
+    }
+
+    impl<'m> ModelScorer<'m> {
+        /// For chunks of up to `ctx` tokens.
+        pub fn new(model: &'m Model, ctx: usize) -> bitnet_model::Result<Self> {
+            let batch = ctx.clamp(1, 256);
+            let state = State::with_logit_rows(&model.config, ctx, batch, batch)?;
+            Ok(ModelScorer { model, state })
+        }
+    }
+
+    impl super::ChunkScorer for ModelScorer<'_> {
+        fn vocab(&self) -> usize {
+            self.model.config.vocab_size
+        }
+
+        fn logits(&mut self, tokens: &[u32], from: usize) -> Result<Vec<f32>, String> {
+            let v = self.model.config.vocab_size;
+            let mut out = Vec::with_capacity((tokens.len() - from) * v);
+            if from > 0 {
+                self.model
+                    .forward(&mut self.state, &tokens[..from], 0, Logits::Last)
+                    .map_err(|e| e.to_string())?;
+            }
+            let step = self.state.max_batch();
+            let mut pos = from;
+            while pos < tokens.len() {
+                let end = (pos + step).min(tokens.len());
+                let l = self
+                    .model
+                    .forward(&mut self.state, &tokens[pos..end], pos, Logits::All)
+                    .map_err(|e| e.to_string())?;
+                out.extend_from_slice(l);
+                pos = end;
+            }
+            Ok(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Logits from a closure of (position, chunk tokens); records the chunks it saw.
+    struct Fake<F: FnMut(usize, &[u32]) -> Vec<f32>> {
+        vocab: usize,
+        f: F,
+        seen: Vec<Vec<u32>>,
+    }
+
+    impl<F: FnMut(usize, &[u32]) -> Vec<f32>> ChunkScorer for Fake<F> {
+        fn vocab(&self) -> usize {
+            self.vocab
+        }
+        fn logits(&mut self, tokens: &[u32], from: usize) -> Result<Vec<f32>, String> {
+            self.seen.push(tokens.to_vec());
+            Ok((from..tokens.len())
+                .flat_map(|j| (self.f)(j, tokens))
+                .collect())
+        }
+    }
+
+    fn cfg(ctx: usize, bos: Option<u32>) -> PerplexityConfig {
+        PerplexityConfig {
+            ctx,
+            bos,
+            max_chunks: None,
+        }
+    }
+
+    #[test]
+    fn uniform_logits_give_the_vocabulary_size() {
+        // Every token equally likely: NLL = ln 10 for each, PPL = 10, no spread.
+        let mut m = Fake {
+            vocab: 10,
+            f: |_, _| vec![0.5; 10],
+            seen: vec![],
+        };
+        let tokens: Vec<u32> = (0..25).map(|i| i % 10).collect();
+        let p = perplexity(&mut m, &tokens, &cfg(8, Some(9)), &mut |_| {}).unwrap();
+        // 25 tokens → 3 chunks of 8; each scores positions 4, 5, 6 → 9 tokens.
+        assert_eq!((p.chunks, p.scored), (3, 9));
+        assert!((p.ppl - 10.0).abs() < 1e-12, "{}", p.ppl);
+        assert!((p.mean_nll - 10f64.ln()).abs() < 1e-12);
+        assert_eq!(p.ppl_stderr, 0.0);
+        // BOS replaces each chunk's first token; the text is cut at chunk boundaries.
+        assert_eq!(m.seen[1], vec![9, 9, 0, 1, 2, 3, 4, 5]);
+        assert_eq!(m.seen[2][1..], tokens[17..24]);
+    }
+
+    #[test]
+    fn hand_computed_nll_and_standard_error() {
+        // Vocabulary 2. The logits make the next token's probability 1/2 at even positions
+        // and e/(1+e) at odd ones when it is token 1 (ln-odds 1), otherwise 1/(1+e).
+        let tokens: Vec<u32> = vec![0, 1, 1, 0, 1, 1, 0, 0, 1, 0, 0, 1];
+        let text = tokens.clone();
+        let mut m = Fake {
+            vocab: 2,
+            f: |j, _: &[u32]| {
+                if j % 2 == 0 {
+                    vec![0.0, 0.0]
+                } else {
+                    vec![0.0, 1.0]
+                }
+            },
+            seen: vec![],
+        };
+        let p = perplexity(&mut m, &tokens, &cfg(6, None), &mut |_| {}).unwrap();
+        // Two chunks of 6, scored positions 3 and 4 of each: targets text[c·6 + j + 1].
+        let l2 = std::f64::consts::LN_2;
+        let e = std::f64::consts::E;
+        let odd = |t: u32| {
+            if t == 1 {
+                -(e / (1.0 + e)).ln()
+            } else {
+                (1.0 + e).ln()
+            }
+        };
+        let nlls = [odd(text[4]), l2, odd(text[10]), l2];
+        let mean = nlls.iter().sum::<f64>() / 4.0;
+        let var = nlls.iter().map(|v| v * v).sum::<f64>() / 4.0 - mean * mean;
+        assert_eq!(p.scored, 4);
+        assert!((p.mean_nll - mean).abs() < 1e-12);
+        assert!((p.ppl - mean.exp()).abs() < 1e-12);
+        assert!((p.ppl_stderr - mean.exp() * (var / 3.0).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn running_ppl_is_reported_per_chunk_and_limits_hold() {
+        let mut m = Fake {
+            vocab: 4,
+            f: |_, _| vec![0.0; 4],
+            seen: vec![],
+        };
+        let tokens = vec![1u32; 40];
+        let mut reports = vec![];
+        let c = PerplexityConfig {
+            ctx: 8,
+            bos: None,
+            max_chunks: Some(2),
+        };
+        let p = perplexity(&mut m, &tokens, &c, &mut |r| reports.push(r.clone())).unwrap();
+        assert_eq!(p.chunks, 2);
+        assert_eq!(reports.len(), 2);
+        assert_eq!((reports[1].chunk, reports[1].of), (2, 2));
+        assert!((reports[0].running_ppl - 4.0).abs() < 1e-12);
+        let e = perplexity(&mut m, &tokens[..15], &cfg(8, None), &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("at least 2 · ctx = 16"), "{e}");
+        let e = perplexity(&mut m, &tokens, &cfg(3, None), &mut |_| {}).unwrap_err();
+        assert!(matches!(e, PerplexityError::ContextTooSmall { ctx: 3 }));
+        let mut bad = tokens.clone();
+        bad[5] = 4;
+        let e = perplexity(&mut m, &bad, &cfg(8, None), &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("index 5"), "{e}");
+    }
+}
