@@ -95,6 +95,21 @@ pub fn perplexity(
     config: &PerplexityConfig,
     on_chunk: &mut dyn FnMut(&ChunkReport),
 ) -> Result<Perplexity, PerplexityError> {
+    perplexity_rows(scorer, tokens, config, on_chunk, &mut |_, _| Ok(()))
+}
+
+/// Sees a scored position's logits and the token it predicts.
+pub type RowObserver<'a> = dyn FnMut(&[f32], u32) -> Result<(), String> + 'a;
+
+/// [`perplexity`], showing `on_row` every scored position's logits and the token it predicts,
+/// in order (to save them as a KL base, or compare them with one).
+pub fn perplexity_rows(
+    scorer: &mut dyn ChunkScorer,
+    tokens: &[u32],
+    config: &PerplexityConfig,
+    on_chunk: &mut dyn FnMut(&ChunkReport),
+    on_row: &mut RowObserver<'_>,
+) -> Result<Perplexity, PerplexityError> {
     let ctx = config.ctx;
     if ctx < 4 {
         return Err(PerplexityError::ContextTooSmall { ctx });
@@ -149,7 +164,12 @@ pub fn perplexity(
         // text's, not the BOS substitute, which only ever sits at position 0).
         for j in first..ctx - 1 {
             let row = &logits[(j - first) * vocab..(j - first + 1) * vocab];
-            let v = nll(row, tokens[c * ctx + j + 1] as usize);
+            let target = tokens[c * ctx + j + 1];
+            on_row(row, target).map_err(|message| PerplexityError::Model {
+                chunk: c + 1,
+                message,
+            })?;
+            let v = nll(row, target as usize);
             if !v.is_finite() {
                 return Err(PerplexityError::NonFinite {
                     chunk: c + 1,
@@ -181,6 +201,191 @@ pub fn perplexity(
         ppl,
         ppl_stderr,
     })
+}
+
+/// `log softmax(row)` in f64, written into `out`.
+pub fn log_softmax(row: &[f32], out: &mut [f64]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = max
+        + row
+            .iter()
+            .map(|&l| (l as f64 - max).exp())
+            .sum::<f64>()
+            .ln();
+    for (o, &l) in out.iter_mut().zip(row) {
+        *o = l as f64 - lse;
+    }
+}
+
+/// KL divergence of a model's next-token distributions from a base's, position by position
+/// (llama-perplexity's `--kl-divergence`): mean KL(base ‖ model), top-1 agreement, and both
+/// perplexities over the same tokens.
+#[derive(Clone, Debug, Default)]
+pub struct KlDivergence {
+    pub positions: usize,
+    sum_kl: f64,
+    sum_kl2: f64,
+    same_top: usize,
+    base_nll: f64,
+    nll: f64,
+}
+
+impl KlDivergence {
+    /// One position: the base's log-probabilities, the model's logits, the true next token.
+    pub fn add(&mut self, base_logp: &[f32], logits: &[f32], target: u32, scratch: &mut Vec<f64>) {
+        scratch.resize(logits.len(), 0.0);
+        log_softmax(logits, scratch);
+        let kl: f64 = base_logp
+            .iter()
+            .zip(scratch.iter())
+            .map(|(&b, &m)| {
+                let b = b as f64;
+                if b == f64::NEG_INFINITY {
+                    0.0
+                } else {
+                    b.exp() * (b - m)
+                }
+            })
+            .sum();
+        let top = |v: &mut dyn Iterator<Item = f64>| {
+            v.enumerate()
+                .fold(
+                    (0, f64::NEG_INFINITY),
+                    |a, (i, x)| if x > a.1 { (i, x) } else { a },
+                )
+                .0
+        };
+        let same =
+            top(&mut base_logp.iter().map(|&b| b as f64)) == top(&mut scratch.iter().copied());
+        self.positions += 1;
+        self.sum_kl += kl;
+        self.sum_kl2 += kl * kl;
+        self.same_top += same as usize;
+        self.base_nll -= base_logp[target as usize] as f64;
+        self.nll -= scratch[target as usize];
+    }
+
+    pub fn mean_kl(&self) -> f64 {
+        self.sum_kl / self.positions.max(1) as f64
+    }
+
+    /// Standard error of [`Self::mean_kl`].
+    pub fn kl_stderr(&self) -> f64 {
+        let n = self.positions as f64;
+        if self.positions < 2 {
+            return 0.0;
+        }
+        let var = (self.sum_kl2 / n - self.mean_kl().powi(2)).max(0.0);
+        (var / (n - 1.0)).sqrt()
+    }
+
+    /// Fraction of positions where both pick the same most likely token.
+    pub fn top1_agreement(&self) -> f64 {
+        self.same_top as f64 / self.positions.max(1) as f64
+    }
+
+    /// `(base PPL, model PPL)` over the same tokens.
+    pub fn ppls(&self) -> (f64, f64) {
+        let n = self.positions.max(1) as f64;
+        ((self.base_nll / n).exp(), (self.nll / n).exp())
+    }
+}
+
+/// The base file of a KL comparison: a header (magic `BNLOGP01`, then little-endian u32s:
+/// vocab, ctx, chunks, number of tokens; then those token ids), then every scored position's
+/// log-probabilities as `vocab` little-endian f32 (float32, so that a comparison of two
+/// nearly equal models measures them, not the storage; 20 chunks of 512 tokens of a
+/// 128,256-token vocabulary take 2.6 GB).
+pub mod base {
+    use std::io::{self, Read, Write};
+
+    const MAGIC: &[u8; 8] = b"BNLOGP01";
+
+    /// What a base file says about the run that wrote it.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Header {
+        pub vocab: usize,
+        pub ctx: usize,
+        pub chunks: usize,
+        /// The tokens the chunks were cut from (`chunks · ctx` of them).
+        pub tokens: Vec<u32>,
+    }
+
+    pub fn write_header(w: &mut dyn Write, h: &Header) -> io::Result<()> {
+        w.write_all(MAGIC)?;
+        for v in [h.vocab, h.ctx, h.chunks, h.tokens.len()] {
+            let v = u32::try_from(v)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too large"))?;
+            w.write_all(&v.to_le_bytes())?;
+        }
+        for t in &h.tokens {
+            w.write_all(&t.to_le_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// One scored position: `log softmax(logits)` as f32.
+    pub fn write_row(w: &mut dyn Write, logits: &[f32], scratch: &mut Vec<f64>) -> io::Result<()> {
+        scratch.resize(logits.len(), 0.0);
+        super::log_softmax(logits, scratch);
+        let mut bytes = Vec::with_capacity(logits.len() * 4);
+        for &v in scratch.iter() {
+            bytes.extend_from_slice(&(v as f32).to_le_bytes());
+        }
+        w.write_all(&bytes)
+    }
+
+    fn bad(msg: String) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, msg)
+    }
+
+    /// Reads and checks a header; `file_len` (bytes) bounds what the counts may claim.
+    pub fn read_header(r: &mut dyn Read, file_len: u64) -> io::Result<Header> {
+        let mut magic = [0u8; 8];
+        r.read_exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(bad(
+                "not a bitnet logits base file (no BNLOGP01 magic)".into()
+            ));
+        }
+        let mut u = [0usize; 4];
+        for v in &mut u {
+            let mut b = [0u8; 4];
+            r.read_exact(&mut b)?;
+            *v = u32::from_le_bytes(b) as usize;
+        }
+        let [vocab, ctx, chunks, n] = u;
+        let first = ctx / 2;
+        let rows = (chunks as u64) * (ctx.saturating_sub(1 + first) as u64);
+        let need = 24 + 4 * n as u64 + rows * vocab as u64 * 4;
+        if vocab == 0 || ctx < 4 || n != chunks * ctx || need != file_len {
+            return Err(bad(format!(
+                "inconsistent base file: vocab {vocab}, ctx {ctx}, chunks {chunks}, {n} tokens                  need {need} bytes, the file has {file_len}"
+            )));
+        }
+        let mut bytes = vec![0u8; 4 * n];
+        r.read_exact(&mut bytes)?;
+        let tokens = bytes
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        Ok(Header {
+            vocab,
+            ctx,
+            chunks,
+            tokens,
+        })
+    }
+
+    /// The next scored position's log-probabilities into `out` (`vocab` long).
+    pub fn read_row(r: &mut dyn Read, out: &mut [f32]) -> io::Result<()> {
+        let mut bytes = vec![0u8; out.len() * 4];
+        r.read_exact(&mut bytes)?;
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+            *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(feature = "model")]
@@ -322,6 +527,52 @@ mod tests {
         assert!((p.mean_nll - mean).abs() < 1e-12);
         assert!((p.ppl - mean.exp()).abs() < 1e-12);
         assert!((p.ppl_stderr - mean.exp() * (var / 3.0).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn kl_divergence_hand_computed() {
+        // Base p = (1/2, 1/4, 1/4); model q = softmax(0, 0, 0) = 1/3 each.
+        // KL(p‖q) = 1/2 ln(3/2) + 2 · 1/4 ln(3/4); top-1: base 0, model 0 (first of equals).
+        let base: Vec<f32> = [0.5f64, 0.25, 0.25].iter().map(|p| p.ln() as f32).collect();
+        let mut kl = KlDivergence::default();
+        let mut scratch = Vec::new();
+        kl.add(&base, &[0.0, 0.0, 0.0], 1, &mut scratch);
+        let want = 0.5 * 1.5f64.ln() + 0.5 * 0.75f64.ln();
+        assert!((kl.mean_kl() - want).abs() < 1e-7, "{}", kl.mean_kl());
+        assert_eq!(kl.top1_agreement(), 1.0);
+        let (bp, mp) = kl.ppls();
+        assert!(
+            (bp - 4.0).abs() < 1e-5 && (mp - 3.0).abs() < 1e-9,
+            "{bp} {mp}"
+        );
+        // The same distribution: KL 0. A model preferring token 2: top-1 disagrees.
+        kl.add(
+            &base,
+            &[0.5f32.ln(), 0.25f32.ln(), 0.25f32.ln()],
+            0,
+            &mut scratch,
+        );
+        kl.add(&base, &[0.0, 0.0, 5.0], 0, &mut scratch);
+        assert_eq!(kl.positions, 3);
+        assert!((kl.top1_agreement() - 2.0 / 3.0).abs() < 1e-12);
+        // A base file round-trips, and a truncated one is refused.
+        let h = base::Header {
+            vocab: 3,
+            ctx: 4,
+            chunks: 1,
+            tokens: vec![1, 2, 0, 1],
+        };
+        let mut buf = Vec::new();
+        base::write_header(&mut buf, &h).unwrap();
+        base::write_row(&mut buf, &[0.0, 0.0, 0.0], &mut scratch).unwrap();
+        let len = buf.len() as u64;
+        let mut r = &buf[..];
+        assert_eq!(base::read_header(&mut r, len).unwrap(), h);
+        let mut row = [0f32; 3];
+        base::read_row(&mut r, &mut row).unwrap();
+        assert!((row[1] - (1.0f32 / 3.0).ln()).abs() < 1e-7);
+        let e = base::read_header(&mut &buf[..], len - 4).unwrap_err();
+        assert!(e.to_string().contains("inconsistent"), "{e}");
     }
 
     #[test]
