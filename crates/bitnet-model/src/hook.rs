@@ -223,21 +223,6 @@ impl TieCandidates {
             }
         }
     }
-
-    /// The `keep` roundings of position `p` nearest to a tie, over all layers.
-    pub fn nearest(&self, p: usize, keep: usize) -> Vec<(f32, Flip)> {
-        let mut all: Vec<(f32, Flip)> = self
-            .by_position
-            .get(p)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .copied()
-            .collect();
-        all.sort_by(|a, b| a.0.total_cmp(&b.0));
-        all.truncate(keep);
-        all
-    }
 }
 
 impl QuantHook for TieCandidates {

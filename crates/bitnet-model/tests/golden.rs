@@ -740,41 +740,29 @@ fn compare(model: &Model, want: &Reference) -> Result<(String, Vec<usize>), Stri
                     match found {
                         Ok(extra) => {
                             base.extend(extra);
-                            // The last pass was the accepted one.
-                            let g2 = pass(
-                                model,
-                                &mut st,
-                                one,
-                                p,
-                                &base,
-                                probe_count,
-                                None,
-                                &mut scratch,
-                            );
-                            now = scratch[p].clone();
-                            now_logits = g2;
                             ok = true;
-                            break;
                         }
-                        Err(Some((f, e2))) if e2 < err * KEEP_BELOW => {
-                            base.push(f);
-                            let g2 = pass(
-                                model,
-                                &mut st,
-                                one,
-                                p,
-                                &base,
-                                probe_count,
-                                None,
-                                &mut scratch,
-                            );
-                            now = scratch[p].clone();
-                            now_logits = g2;
-                            cands = ties_of(&now);
-                            (err, _, base_vals) = judge(&now, &now_logits);
-                        }
+                        Err(Some((f, e2))) if e2 < err * KEEP_BELOW => base.push(f),
                         Err(_) => break,
                     }
+                    // A whole pass with the flips kept (trial passes may stop at the judged
+                    // layer): the cache, the probes and the ties of position t as they stand.
+                    now_logits = pass(
+                        model,
+                        &mut st,
+                        one,
+                        p,
+                        &base,
+                        probe_count,
+                        None,
+                        &mut scratch,
+                    );
+                    now = scratch[p].clone();
+                    if ok {
+                        break;
+                    }
+                    cands = ties_of(&now);
+                    (err, _, base_vals) = judge(&now, &now_logits);
                 }
                 if !ok {
                     let nearest = ties_of(&seen[p]).first().map_or(f32::INFINITY, |c| c.0);
