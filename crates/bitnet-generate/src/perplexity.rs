@@ -356,11 +356,16 @@ pub mod base {
         }
         let [vocab, ctx, chunks, n] = u;
         let first = ctx / 2;
-        let rows = (chunks as u64) * (ctx.saturating_sub(1 + first) as u64);
-        let need = 24 + 4 * n as u64 + rows * vocab as u64 * 4;
-        if vocab == 0 || ctx < 4 || n != chunks * ctx || need != file_len {
+        // Every count as the file claims it, checked (u32 values: products fit in u128).
+        let rows = chunks as u128 * ctx.saturating_sub(1 + first) as u128;
+        let need = 24 + 4 * n as u128 + rows * vocab as u128 * 4;
+        if vocab == 0
+            || ctx < 4
+            || n as u128 != chunks as u128 * ctx as u128
+            || need != file_len as u128
+        {
             return Err(bad(format!(
-                "inconsistent base file: vocab {vocab}, ctx {ctx}, chunks {chunks}, {n} tokens                  need {need} bytes, the file has {file_len}"
+                "inconsistent base file: vocab {vocab}, ctx {ctx}, chunks {chunks}, {n} tokens need {need} bytes, the file has {file_len}"
             )));
         }
         let mut bytes = vec![0u8; 4 * n];
@@ -572,6 +577,11 @@ mod tests {
         base::read_row(&mut r, &mut row).unwrap();
         assert!((row[1] - (1.0f32 / 3.0).ln()).abs() < 1e-7);
         let e = base::read_header(&mut &buf[..], len - 4).unwrap_err();
+        assert!(e.to_string().contains("inconsistent"), "{e}");
+        // Counts that overflow any product are refused before anything is allocated.
+        let mut evil = b"BNLOGP01".to_vec();
+        evil.extend([0xff; 16]);
+        let e = base::read_header(&mut &evil[..], 24).unwrap_err();
         assert!(e.to_string().contains("inconsistent"), "{e}");
     }
 
