@@ -628,23 +628,27 @@ fn compare(model: &Model, want: &Reference) -> Result<(String, Vec<usize>), Stri
         let mut base = flips.clone();
         let mut fixed = None;
         let mut why = String::new();
-        if let Some(probes) = &want.probes {
-            // Stage by stage, in forward order: the first point that departs from the
+        {
+            // Stage by stage, in forward order: the first probe point that departs from the
             // reference is explained by the roundings just before it (judged at that point),
-            // then the next, and last the logits by the last layer's down roundings.
-            let stages = probes.stages();
-            let last_down = probes.layers - 1;
+            // then the next, and last the logits — by the last layer's down roundings, or,
+            // without probes, by the position's nearest ties of any layer.
+            let probes = want.probes.as_ref();
+            let stages = probes.map_or(0, Probes::stages);
+            let error_at = |seen: &Seen, stage: usize| {
+                probes.map_or(0.0, |pr| pr.error(&seen.probes, t, stage))
+            };
             let mut now = seen[p].clone();
             let mut now_logits = g.clone();
             let mut last = None;
             for _ in 0..=stages {
-                let first = (0..stages).find(|&st| probes.error(&now.probes, t, st) > PROBE_STRICT);
+                let first = (0..stages).find(|&st| error_at(&now, st) > PROBE_STRICT);
                 if debug {
                     if let Some(f) = first {
                         eprintln!(
                             "  position {t}: first departing point {} ({:.1e})",
                             Probes::stage_name(f),
-                            probes.error(&now.probes, t, f)
+                            error_at(&now, f)
                         );
                     }
                 }
@@ -675,25 +679,20 @@ fn compare(model: &Model, want: &Reference) -> Result<(String, Vec<usize>), Stri
                         let (e2, same) = check(logits, 0, t);
                         (e2, e2 <= REPRODUCE && same, cols_of(logits, want.stride))
                     } else {
-                        let e2 = probes.error(&seen.probes, t, stage);
-                        (
-                            e2,
-                            e2 <= PROBE_REPRODUCE,
-                            probes.scaled(&seen.probes, t, stage),
-                        )
+                        let e2 = error_at(seen, stage);
+                        let vals =
+                            probes.map_or(Vec::new(), |pr| pr.scaled(&seen.probes, t, stage));
+                        (e2, e2 <= PROBE_REPRODUCE, vals)
                     }
                 };
-                let ties_of = |seen: &Seen| {
-                    if stage == stages {
-                        site_ties(seen, last_down, QuantSite::Down)
-                    } else {
-                        Probes::stage_ties(seen, stage)
-                    }
+                let ties_of = |seen: &Seen| match probes {
+                    _ if stage < stages => Probes::stage_ties(seen, stage),
+                    Some(pr) => site_ties(seen, pr.layers - 1, QuantSite::Down),
+                    None => seen.nearest(CANDIDATES),
                 };
-                let target = if stage == stages {
-                    want.row(t).to_vec()
-                } else {
-                    probes.scaled(probes.reference(t), t, stage)
+                let target = match probes {
+                    Some(pr) if stage < stages => pr.scaled(pr.reference(t), t, stage),
+                    _ => want.row(t).to_vec(),
                 };
                 let (mut err, _, mut base_vals) = judge(&now, &now_logits);
                 let first_err = err;
@@ -759,10 +758,16 @@ fn compare(model: &Model, want: &Reference) -> Result<(String, Vec<usize>), Stri
                     );
                     now = scratch[p].clone();
                     if ok {
+                        if stage == stages {
+                            fixed = Some(base.clone());
+                        }
                         break;
                     }
                     cands = ties_of(&now);
                     (err, _, base_vals) = judge(&now, &now_logits);
+                }
+                if fixed.is_some() {
+                    break;
                 }
                 if !ok {
                     let nearest = ties_of(&seen[p]).first().map_or(f32::INFINITY, |c| c.0);
@@ -772,49 +777,6 @@ fn compare(model: &Model, want: &Reference) -> Result<(String, Vec<usize>), Stri
                     );
                     break;
                 }
-            }
-        } else {
-            // Rounds: where no set of this pass's near ties reproduces position t, the single
-            // flip that brought it closest (cutting the error by a quarter) is kept, and the ties
-            // of that run — new ones appear downstream of a flip — are searched in turn.
-            let mut base_cols = cols_of(&g, want.stride);
-            let mut round_cands = seen[p].nearest(CANDIDATES);
-            let mut err = e;
-            for _ in 0..ROUNDS {
-                let found = explain(
-                    &round_cands,
-                    &base_cols,
-                    &mut |extra: &[Flip]| {
-                        let mut trial = base.clone();
-                        trial.extend_from_slice(extra);
-                        let g2 = pass(model, &mut st, one, p, &trial, 0, None, &mut scratch);
-                        let (e2, same) = check(&g2, 0, t);
-                        if debug {
-                            eprintln!("  position {t}: {extra:?}: rel L2 {e2:.2e}");
-                        }
-                        (e2, e2 <= REPRODUCE && same, cols_of(&g2, want.stride))
-                    },
-                    want.row(t),
-                );
-                match found {
-                    Ok(extra) => {
-                        base.extend(extra);
-                        fixed = Some(base);
-                        break;
-                    }
-                    Err(Some((f, e2))) if e2 < err * KEEP_BELOW => {
-                        base.push(f);
-                        let g2 = pass(model, &mut st, one, p, &base, 0, None, &mut scratch);
-                        base_cols = cols_of(&g2, want.stride);
-                        round_cands = scratch[p].nearest(CANDIDATES);
-                        err = e2;
-                    }
-                    Err(_) => break,
-                }
-            }
-            if fixed.is_none() {
-                let nearest = seen[p].nearest(1).first().map_or(f32::INFINITY, |c| c.0);
-                why = format!("no rounding tie explains it (nearest tie {nearest:.1e})");
             }
         }
         match fixed {
