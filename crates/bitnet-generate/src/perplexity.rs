@@ -81,11 +81,19 @@ pub enum PerplexityError {
     NonFinite { chunk: usize, position: usize },
 }
 
+/// `log Σ exp(row)`, in f64.
+fn log_sum_exp(row: &[f32]) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    max + row
+        .iter()
+        .map(|&l| (l as f64 - max).exp())
+        .sum::<f64>()
+        .ln()
+}
+
 /// `−log softmax(row)[target]`, in f64.
 fn nll(row: &[f32], target: usize) -> f64 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let sum: f64 = row.iter().map(|&l| (l as f64 - max).exp()).sum();
-    -(row[target] as f64 - max - sum.ln())
+    log_sum_exp(row) - row[target] as f64
 }
 
 /// Perplexity of `tokens` (the whole text, tokenized with BOS) under `scorer`.
@@ -205,13 +213,7 @@ pub fn perplexity_rows(
 
 /// `log softmax(row)` in f64, written into `out`.
 pub fn log_softmax(row: &[f32], out: &mut [f64]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let lse = max
-        + row
-            .iter()
-            .map(|&l| (l as f64 - max).exp())
-            .sum::<f64>()
-            .ln();
+    let lse = log_sum_exp(row);
     for (o, &l) in out.iter_mut().zip(row) {
         *o = l as f64 - lse;
     }
