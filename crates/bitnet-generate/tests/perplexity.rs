@@ -55,7 +55,8 @@ fn tinystories_3m_perplexity_matches_transformers() {
         "PPL {} vs transformers {ppl}: rel {rel:.1e}",
         got.ppl
     );
-    assert!((got.ppl_stderr - err).abs() / err < 1e-2);
+    // Its standard error agrees to (measured) 7e-4.
+    assert!((got.ppl_stderr - err).abs() / err < 2e-3);
     let worst = running
         .iter()
         .zip(want["running_ppl"].as_array().unwrap())
